@@ -1,0 +1,180 @@
+//! Builds every component from the [`Config`], spawns them, and shuts them down in order.
+//!
+//! `App::build` creates every client and binds the HTTP port, so a bad setting fails before
+//! anything runs. `App::spawn` starts the tasks in stages; `Running::shutdown` stops the
+//! stages in the drain order: generator first (so no new orders), then the audit and the
+//! monitors (the audit applies the generator's last delivery reports), then HTTP.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context;
+use prometheus::Registry;
+use tokio::time::Instant;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::{
+    audit::{consumer::Consumer, Audit},
+    config::Config,
+    flink::monitor::FlinkMonitor,
+    generator::Generator,
+    http,
+    kafka::{lag::AckIndex, monitor::LagMonitor},
+    metrics::Upstreams,
+};
+
+/// Acks held per partition for exact time lag before falling back to interpolation.
+const ACK_INDEX_CAPACITY: usize = 1_000_000;
+
+/// Every component, built and not yet running.
+pub struct App {
+    run_id: String,
+    http: http::Server,
+    generator: Generator,
+    audit: Audit,
+    consumer: Consumer,
+    lag: LagMonitor,
+    flink: FlinkMonitor,
+}
+
+impl App {
+    /// Builds every component. Nothing runs yet; errors name the component.
+    pub async fn build(config: &Config, registry: &Registry) -> anyhow::Result<App> {
+        let run_id = new_run_id();
+        let upstreams = Upstreams::register(registry);
+        let acks = Arc::new(Mutex::new(AckIndex::with_capacity(ACK_INDEX_CAPACITY)));
+        let (audit, events) = Audit::new(&config.audit, &run_id, registry);
+        let consumer =
+            Consumer::build(&config.kafka, &run_id, events.clone()).context("audit consumer")?;
+        let (generator, generator_handle) = Generator::build(
+            &config.generator,
+            &config.kafka,
+            &run_id,
+            events,
+            acks.clone(),
+            registry,
+        )
+        .context("generator producer")?;
+        let lag = LagMonitor::build(&config.kafka, acks, registry, upstreams.clone())
+            .context("kafka lag monitor")?;
+        let flink = FlinkMonitor::build(&config.flink, registry, upstreams.clone())
+            .context("flink monitor")?;
+        let state = http::State {
+            registry: registry.clone(),
+            upstreams,
+            generator: generator_handle,
+        };
+        let http = http::Server::bind(&config.http, state)
+            .await
+            .with_context(|| format!("http.listen: cannot bind {}", config.http.listen))?;
+        Ok(App {
+            run_id,
+            http,
+            generator,
+            audit,
+            consumer,
+            lag,
+            flink,
+        })
+    }
+
+    /// The address `/metrics` and the admin API answer on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr()
+    }
+
+    /// Spawns every task; each stage has its own cancellation and tracker.
+    pub fn spawn(self) -> Running {
+        info!(run_id = %self.run_id, "firedrill starting");
+        let http_addr = self.http_addr();
+        let generator = Stage::new("generator");
+        let pipeline = Stage::new("audit and monitors");
+        let serving = Stage::new("http");
+
+        let mut consumer_ready = self.consumer.ready();
+        pipeline.spawn("audit", self.audit.run(pipeline.cancel.clone()));
+        pipeline.spawn("audit_consumer", self.consumer.run(pipeline.cancel.clone()));
+        pipeline.spawn("kafka_lag", self.lag.run(pipeline.cancel.clone()));
+        pipeline.spawn("flink_monitor", self.flink.run(pipeline.cancel.clone()));
+        let cancel = generator.cancel.clone();
+        let run = self.generator.run(cancel.clone());
+        generator.spawn("generator", async move {
+            // No order before the audit is positioned: its output would go unseen.
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                ready = consumer_ready.wait_for(|ready| *ready) => if ready.is_err() { return },
+            }
+            run.await
+        });
+        serving.spawn("http", self.http.run(serving.cancel.clone()));
+        Running {
+            http_addr,
+            stages: vec![generator, pipeline, serving],
+        }
+    }
+}
+
+/// A group of tasks stopped together.
+struct Stage {
+    name: &'static str,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Stage {
+    fn new(name: &'static str) -> Stage {
+        Stage {
+            name,
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    fn spawn(
+        &self,
+        task: &'static str,
+        future: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        self.tracker
+            .spawn(future.instrument(info_span!("task", name = task)));
+    }
+}
+
+/// The running daemon.
+pub struct Running {
+    /// Where HTTP listens.
+    pub http_addr: SocketAddr,
+    stages: Vec<Stage>,
+}
+
+impl Running {
+    /// Stops the stages in order, giving all of them together at most `deadline`. Returns
+    /// the names of stages that did not finish in time.
+    pub async fn shutdown(self, deadline: Duration) -> Vec<&'static str> {
+        let until = Instant::now() + deadline;
+        let mut late = Vec::new();
+        for stage in self.stages {
+            stage.cancel.cancel();
+            stage.tracker.close();
+            if tokio::time::timeout_at(until, stage.tracker.wait())
+                .await
+                .is_err()
+            {
+                warn!(stage = stage.name, "stage did not stop before the deadline");
+                late.push(stage.name);
+            } else {
+                info!(stage = stage.name, "stopped");
+            }
+        }
+        late
+    }
+}
+
+/// A run id: unique per start, no `-` (order ids are `run-seq`).
+fn new_run_id() -> String {
+    format!("r{:x}{:04x}", crate::clock::now_ms(), fastrand::u16(..))
+}

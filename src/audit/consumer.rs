@@ -1,0 +1,120 @@
+//! Reads the output topic (`processed_orders`) with `isolation.level=read_committed` and
+//! hands every record, readable or not, to the audit actor.
+//!
+//! The consumer assigns itself every partition at the high watermark it finds at start, so
+//! it sees exactly what the pipeline writes from then on; the generator waits for that
+//! ([`Consumer::ready`]) before producing its first order, so no output of this run can be
+//! written before the audit is positioned. No consumer group is joined and nothing is
+//! committed: each run audits from its own start.
+
+use std::time::Duration;
+
+use rdkafka::{
+    consumer::{Consumer as _, StreamConsumer},
+    error::KafkaError,
+    Message, Offset, TopicPartitionList,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Event;
+use crate::{clock::now_ms, kafka, order::ProcessedOrder};
+
+/// Reads `processed_topic`; see the module docs.
+pub struct Consumer {
+    consumer: StreamConsumer,
+    topic: String,
+    timeout: Duration,
+    events: mpsc::UnboundedSender<Event>,
+    ready: watch::Sender<bool>,
+}
+
+impl Consumer {
+    /// Creates the consumer (no connection yet).
+    pub fn build(
+        config: &kafka::Config,
+        run_id: &str,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<Consumer, KafkaError> {
+        let consumer = config
+            .client_config()
+            .set("group.id", format!("firedrill-audit-{run_id}"))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()?;
+        Ok(Consumer {
+            consumer,
+            topic: config.processed_topic.as_str().to_string(),
+            timeout: config.request_timeout,
+            events,
+            ready: watch::Sender::new(false),
+        })
+    }
+
+    /// Becomes true once the consumer is positioned at the end of the topic.
+    pub fn ready(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    /// Positions itself, then forwards records until cancelled.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            // Metadata and watermark requests block; keep them off the async workers.
+            match tokio::task::block_in_place(|| self.assign_at_end()) {
+                Ok(partitions) => {
+                    info!(topic = %self.topic, partitions, "audit consumer positioned");
+                    break;
+                }
+                Err(error) => {
+                    warn!(%error, topic = %self.topic, "audit consumer cannot position yet; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.ready.send_replace(true);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                message = self.consumer.recv() => match message {
+                    Ok(message) => {
+                        let record = ProcessedOrder::parse(message.payload());
+                        let _ = self.events.send(Event::Record { record, received_ms: now_ms() });
+                    }
+                    // librdkafka reconnects by itself; errors here are informational.
+                    Err(error) => warn!(%error, "audit consumer error"),
+                },
+            }
+        }
+    }
+
+    fn assign_at_end(&self) -> Result<usize, KafkaError> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), self.timeout)?;
+        let mut tpl = TopicPartitionList::new();
+        for topic in metadata.topics().iter().filter(|t| t.name() == self.topic) {
+            if let Some(error) = topic.error() {
+                return Err(KafkaError::MetadataFetch(error.into()));
+            }
+            for partition in topic.partitions() {
+                let (_, high) =
+                    self.consumer
+                        .fetch_watermarks(&self.topic, partition.id(), self.timeout)?;
+                tpl.add_partition_offset(&self.topic, partition.id(), Offset::Offset(high))?;
+            }
+        }
+        if tpl.count() == 0 {
+            return Err(KafkaError::MetadataFetch(
+                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            ));
+        }
+        self.consumer.assign(&tpl)?;
+        Ok(tpl.count())
+    }
+}

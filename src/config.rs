@@ -1,0 +1,368 @@
+//! The root [`Config`]: loading, environment overrides, and strict validation.
+//!
+//! Owns how a config file becomes a validated `Config`: TOML is parsed into a table,
+//! `FIREDRILL_<SECTION>__<KEY>` environment variables are applied on top, and the result is
+//! deserialized strictly (unknown keys, wrong types and impossible values all fail with the
+//! key's path, e.g. `flink.rest_url: not a URL`). Each component owns its own `Config`
+//! struct; this module only assembles them and checks what spans components.
+//!
+//! It does not own defaults of individual components (they live beside their component) nor
+//! anything that connects to the outside world (`Config::build` of each component does).
+
+use std::{fmt, path::Path};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::{audit, flink, generator, http, kafka, telemetry};
+
+/// Prefix of environment variables that override config keys.
+pub const ENV_PREFIX: &str = "FIREDRILL_";
+/// Separator between path segments in an override variable's name.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// Everything firedrill needs to run, one section per component.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Admin and metrics HTTP server.
+    pub http: http::Config,
+    /// Log format and filter.
+    pub log: telemetry::Config,
+    /// Kafka cluster, topics and the lag monitor.
+    pub kafka: kafka::Config,
+    /// Flink REST API and the job monitor.
+    pub flink: flink::Config,
+    /// The paced order generator.
+    pub generator: generator::Config,
+    /// The exactly-once audit of the output topic.
+    pub audit: audit::Config,
+}
+
+/// A config that could not be loaded, with the path of the offending key when known.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{path}: invalid TOML: {message}")]
+    Syntax { path: String, message: String },
+    /// An environment override could not be applied.
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    /// A key is unknown, has the wrong type or an impossible value.
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl Error {
+    /// An invalid value at `key` (a dotted path).
+    pub fn invalid(key: impl Into<String>, message: impl fmt::Display) -> Self {
+        Error::Invalid {
+            key: key.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies the process environment's overrides and validates.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text, &path.display().to_string(), std::env::vars())
+    }
+
+    /// Parses `text` (named `origin` in errors), applies `env` overrides and validates.
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, Error> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Syntax {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        apply_env(&mut table, env)?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                // An unknown top-level key has the empty path, which prints as ".".
+                let key = match e.path().to_string() {
+                    root if root == "." => "config".to_string(),
+                    key => key,
+                };
+                Error::Invalid {
+                    key,
+                    message: clean_message(&e.into_inner().to_string()),
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that span several sections (each section validated its own values already).
+    fn validate(&self) -> Result<(), Error> {
+        if self.audit.lost_after < self.audit.sla {
+            return Err(Error::invalid(
+                "audit.lost_after",
+                format!(
+                    "must be at least audit.sla ({})",
+                    humantime::format_duration(self.audit.sla)
+                ),
+            ));
+        }
+        if self.generator.rate.get() > self.generator.max_rate.get() {
+            return Err(Error::invalid(
+                "generator.rate",
+                format!("above generator.max_rate ({})", self.generator.max_rate),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Applies `FIREDRILL_A__B=value` as `a.b = value`. The value is read as a TOML value when it
+/// parses as one (numbers, booleans, arrays), else as a string.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), Error> {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    // Deterministic order, so that a conflict always reports the same variable.
+    vars.sort();
+    for (var, raw) in vars {
+        let path: Vec<String> = var[ENV_PREFIX.len()..]
+            .split(ENV_SEPARATOR)
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if path.iter().any(String::is_empty) {
+            return Err(Error::Env {
+                var,
+                message: format!("expected {ENV_PREFIX}SECTION{ENV_SEPARATOR}KEY"),
+            });
+        }
+        let value = parse_env_value(&raw);
+        let (last, parents) = path
+            .split_last()
+            .expect("split yields at least one segment");
+        let mut node = &mut *table;
+        for (depth, segment) in parents.iter().enumerate() {
+            let entry = node
+                .entry(segment.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = match entry {
+                toml::Value::Table(t) => t,
+                _ => {
+                    return Err(Error::Env {
+                        var,
+                        message: format!("{} is not a section", path[..=depth].join(".")),
+                    })
+                }
+            };
+        }
+        node.insert(last.clone(), value);
+    }
+    Ok(())
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    // `x = <raw>` parses only when raw is a TOML value; otherwise it's a bare string.
+    format!("x = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("x"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+/// serde's messages are fine, but the TOML value deserializer appends nothing useful; keep
+/// the first line only so that the key's path stays at the front of the message.
+fn clean_message(message: &str) -> String {
+    message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// A `http(s)://` URL, rejected at load time otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub url::Url);
+
+impl HttpUrl {
+    /// Parses an absolute http or https URL.
+    pub fn parse(s: &str) -> Result<HttpUrl, String> {
+        let url = url::Url::parse(s).map_err(|e| format!("not a URL ({e}): {s:?}"))?;
+        match url.scheme() {
+            "http" | "https" => Ok(HttpUrl(url)),
+            other => Err(format!("not an http(s) URL (scheme {other:?})")),
+        }
+    }
+
+    /// The URL joined with `path` (a path relative to the URL's root, e.g. `jobs/overview`).
+    pub fn join(&self, path: &str) -> url::Url {
+        let mut base = self.0.clone();
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        base.join(path)
+            .expect("a relative path joins onto an http URL")
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HttpUrl::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde helper for `Duration` fields written as `"10s"`, `"1m 30s"`, `"250ms"`.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// Deserializes a humantime duration, rejecting zero.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        let parsed = humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("not a duration ({e}): {s:?}")))?;
+        if parsed.is_zero() {
+            return Err(serde::de::Error::custom("must be greater than zero"));
+        }
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, Error> {
+        Config::from_toml(
+            text,
+            "test.toml",
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn the_reference_config_parses() {
+        let text = include_str!("../config/firedrill.toml");
+        let config = load(text, &[]).expect("config/firedrill.toml is valid");
+        assert_eq!(config.generator.rate.get(), 10);
+        assert_eq!(config.kafka.orders_topic.as_str(), "orders");
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let config = load("", &[]).unwrap();
+        assert_eq!(config.http.listen.port(), 9400);
+        assert_eq!(config.flink.rest_url.to_string(), "http://127.0.0.1:8081/");
+    }
+
+    #[test]
+    fn a_bad_url_names_its_key() {
+        let err = load("[flink]\nrest_url = \"not a url\"\n", &[]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("flink.rest_url: not a URL"), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_path() {
+        let err = load("[kafka]\nbootstrap = \"x\"\n", &[]).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("kafka.bootstrap: unknown field `bootstrap`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_key() {
+        let err = load("[generator]\nrate = \"fast\"\n", &[]).unwrap_err();
+        assert!(err.to_string().starts_with("generator.rate: "), "{err}");
+    }
+
+    #[test]
+    fn an_impossible_value_names_its_key() {
+        let err = load("[generator]\nrate = 0\n", &[]).unwrap_err();
+        assert!(err.to_string().starts_with("generator.rate: "), "{err}");
+        let err = load("[flink]\npoll_interval = \"0s\"\n", &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "flink.poll_interval: must be greater than zero"
+        );
+        let err = load("[audit]\nsla = \"1m\"\nlost_after = \"10s\"\n", &[]).unwrap_err();
+        assert!(err.to_string().starts_with("audit.lost_after: "), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_win_and_keep_types() {
+        let config = load(
+            "[generator]\nrate = 10\n",
+            &[
+                ("FIREDRILL_GENERATOR__RATE", "50"),
+                ("FIREDRILL_FLINK__REST_URL", "http://flink:8081"),
+                ("FIREDRILL_KAFKA__CONSUMER_GROUPS", "[\"a\", \"b\"]"),
+                ("OTHER_VAR", "ignored"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.generator.rate.get(), 50);
+        assert_eq!(config.flink.rest_url.to_string(), "http://flink:8081/");
+        assert_eq!(config.kafka.consumer_groups, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn a_bad_override_names_its_key() {
+        let err = load("", &[("FIREDRILL_FLINK__REST_URL", "nope")]).unwrap_err();
+        assert!(err.to_string().starts_with("flink.rest_url: not a URL"));
+        let err = load("", &[("FIREDRILL_NOPE__X", "1")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("nope: unknown field `nope`"),
+            "{err}"
+        );
+        let err = load(
+            "[generator]\nrate = 5\n",
+            &[("FIREDRILL_GENERATOR__RATE__X", "1")],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("generator.rate is not a section"));
+    }
+
+    #[test]
+    fn invalid_toml_says_where() {
+        let err = load("[http\n", &[]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("test.toml: invalid TOML"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn urls_join_relative_paths() {
+        let url = HttpUrl::parse("http://h:1/prefix").unwrap();
+        assert_eq!(
+            url.join("jobs/overview").as_str(),
+            "http://h:1/prefix/jobs/overview"
+        );
+        assert!(HttpUrl::parse("ftp://h").is_err());
+    }
+}

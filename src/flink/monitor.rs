@@ -1,0 +1,416 @@
+//! The Flink monitor: polls the REST API in the background, exports job health and
+//! checkpoint age, and publishes the latest [`FlinkStatus`] for the drill runner.
+//!
+//! Copes with no job (job series absent), a resubmitted job (the newest non-terminal job of
+//! the configured name is followed; a new job id shows in `firedrill_flink_job_info`) and the
+//! JobManager being down (`firedrill_upstream_up{upstream="flink"} 0`, job series absent).
+
+use prometheus::{Gauge, IntGauge, IntGaugeVec, Opts, Registry};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{
+    rest::{self, CheckpointCounts, CompletedCheckpoint, RestoredCheckpoint},
+    Config,
+};
+use crate::{
+    clock::now_ms,
+    metrics::{register, Upstream, Upstreams},
+};
+
+/// Every job status Flink 2.0 reports; the label values of `firedrill_flink_job_state`.
+pub const JOB_STATES: &[&str] = &[
+    "INITIALIZING",
+    "CREATED",
+    "RUNNING",
+    "FAILING",
+    "FAILED",
+    "CANCELLING",
+    "CANCELED",
+    "FINISHED",
+    "RESTARTING",
+    "SUSPENDED",
+    "RECONCILING",
+];
+
+/// What the monitor saw at one poll.
+#[derive(Debug, Clone, Default)]
+pub struct FlinkStatus {
+    /// When, unix ms.
+    pub at_ms: i64,
+    /// Whether the REST API answered.
+    pub reachable: bool,
+    /// Registered TaskManagers.
+    pub taskmanagers: u32,
+    /// Slots over all TaskManagers.
+    pub slots_total: u32,
+    /// Free slots.
+    pub slots_available: u32,
+    /// The watched job, if there is one.
+    pub job: Option<JobStatus>,
+}
+
+/// The watched job.
+#[derive(Debug, Clone)]
+pub struct JobStatus {
+    /// Job id.
+    pub id: String,
+    /// Job status, e.g. `RUNNING`.
+    pub state: String,
+    /// Submission time, unix ms.
+    pub start_time_ms: i64,
+    /// When the job last entered RUNNING, if it is running.
+    pub running_since_ms: Option<i64>,
+    /// `numRestarts`.
+    pub restarts: Option<u64>,
+    /// Checkpoint counters.
+    pub checkpoints: CheckpointCounts,
+    /// Latest completed checkpoint.
+    pub last_checkpoint: Option<CompletedCheckpoint>,
+    /// Latest restore.
+    pub last_restore: Option<RestoredCheckpoint>,
+}
+
+impl JobStatus {
+    /// Whether the job is RUNNING.
+    pub fn is_running(&self) -> bool {
+        self.state == "RUNNING"
+    }
+
+    /// now - ack time of the latest completed checkpoint; since submission when none
+    /// completed yet (the job has gone that long without one).
+    pub fn checkpoint_age_seconds(&self, now_ms: i64) -> f64 {
+        let since = self
+            .last_checkpoint
+            .as_ref()
+            .map_or(self.start_time_ms, |c| c.latest_ack_timestamp);
+        (now_ms - since).max(0) as f64 / 1000.0
+    }
+}
+
+struct Metrics {
+    state: IntGaugeVec,
+    info: IntGaugeVec,
+    uptime: Gauge,
+    restarts: IntGauge,
+    taskmanagers: IntGauge,
+    slots: IntGaugeVec,
+    checkpoints: IntGaugeVec,
+    checkpoint_age: Gauge,
+    checkpoint_duration: Gauge,
+    checkpoint_size: IntGauge,
+    restore_time: Gauge,
+}
+
+impl Metrics {
+    fn register(registry: &Registry) -> Self {
+        let gauge = |name: &str, help: &str| {
+            register(registry, Gauge::new(name, help).expect("valid metric"))
+        };
+        let int_gauge = |name: &str, help: &str| {
+            register(registry, IntGauge::new(name, help).expect("valid metric"))
+        };
+        let int_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                registry,
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        Metrics {
+            state: int_vec(
+                "firedrill_flink_job_state",
+                "1 for the watched job's current status, 0 for the others.",
+                &["state"],
+            ),
+            info: int_vec(
+                "firedrill_flink_job_info",
+                "The watched job's id; always 1.",
+                &["job_id"],
+            ),
+            uptime: gauge(
+                "firedrill_flink_job_uptime_seconds",
+                "Time since the watched job last entered RUNNING; 0 when not running.",
+            ),
+            restarts: int_gauge(
+                "firedrill_flink_job_restarts",
+                "Restarts of the watched job (Flink's numRestarts; a new job starts at 0).",
+            ),
+            taskmanagers: int_gauge(
+                "firedrill_flink_taskmanagers",
+                "TaskManagers registered with the JobManager.",
+            ),
+            slots: int_vec(
+                "firedrill_flink_slots",
+                "Task slots, by state (total, available).",
+                &["state"],
+            ),
+            checkpoints: int_vec(
+                "firedrill_flink_checkpoints",
+                "Checkpoints of the watched job, by status (completed, failed, in_progress, restored).",
+                &["status"],
+            ),
+            checkpoint_age: gauge(
+                "firedrill_flink_checkpoint_age_seconds",
+                "Now minus the ack time of the latest completed checkpoint (since submission when none).",
+            ),
+            checkpoint_duration: gauge(
+                "firedrill_flink_last_checkpoint_duration_seconds",
+                "Trigger-to-completion time of the latest completed checkpoint.",
+            ),
+            checkpoint_size: int_gauge(
+                "firedrill_flink_last_checkpoint_size_bytes",
+                "State size of the latest completed checkpoint.",
+            ),
+            restore_time: gauge(
+                "firedrill_flink_last_restore_timestamp_seconds",
+                "When the watched job last restored from a checkpoint, unix seconds.",
+            ),
+        }
+    }
+
+    fn export(&self, status: &FlinkStatus) {
+        self.taskmanagers.set(i64::from(status.taskmanagers));
+        self.slots
+            .with_label_values(&["total"])
+            .set(i64::from(status.slots_total));
+        self.slots
+            .with_label_values(&["available"])
+            .set(i64::from(status.slots_available));
+        let Some(job) = &status.job else {
+            self.clear_job();
+            return;
+        };
+        for state in JOB_STATES {
+            self.state
+                .with_label_values(&[state])
+                .set(i64::from(*state == job.state));
+        }
+        self.info.reset();
+        self.info.with_label_values(&[&job.id]).set(1);
+        let uptime = job
+            .running_since_ms
+            .map_or(0.0, |t| (status.at_ms - t).max(0) as f64 / 1000.0);
+        self.uptime.set(uptime);
+        self.restarts.set(job.restarts.unwrap_or(0) as i64);
+        let counts = &job.checkpoints;
+        for (label, value) in [
+            ("completed", counts.completed),
+            ("failed", counts.failed),
+            ("in_progress", counts.in_progress),
+            ("restored", counts.restored),
+        ] {
+            self.checkpoints
+                .with_label_values(&[label])
+                .set(value as i64);
+        }
+        self.checkpoint_age
+            .set(job.checkpoint_age_seconds(status.at_ms));
+        if let Some(c) = &job.last_checkpoint {
+            self.checkpoint_duration
+                .set(c.end_to_end_duration as f64 / 1000.0);
+            self.checkpoint_size
+                .set(c.state_size.or(c.checkpointed_size).unwrap_or(0) as i64);
+        }
+        if let Some(r) = &job.last_restore {
+            self.restore_time.set(r.restore_timestamp as f64 / 1000.0);
+        }
+    }
+
+    fn clear_job(&self) {
+        self.state.reset();
+        self.info.reset();
+        self.checkpoints.reset();
+        for g in [
+            &self.uptime,
+            &self.checkpoint_age,
+            &self.checkpoint_duration,
+            &self.restore_time,
+        ] {
+            g.set(f64::NAN);
+        }
+    }
+
+    fn clear(&self) {
+        self.clear_job();
+        self.slots.reset();
+    }
+}
+
+/// Polls Flink and exports; see the module docs.
+pub struct FlinkMonitor {
+    config: Config,
+    client: rest::Client,
+    metrics: Metrics,
+    upstreams: Upstreams,
+    status: watch::Sender<FlinkStatus>,
+    watched_job: Option<String>,
+}
+
+impl FlinkMonitor {
+    /// Builds the REST client (no request is made yet).
+    pub fn build(
+        config: &Config,
+        registry: &Registry,
+        upstreams: Upstreams,
+    ) -> Result<FlinkMonitor, reqwest::Error> {
+        Ok(FlinkMonitor {
+            config: config.clone(),
+            client: rest::Client::new(config)?,
+            metrics: Metrics::register(registry),
+            upstreams,
+            status: watch::Sender::new(FlinkStatus::default()),
+            watched_job: None,
+        })
+    }
+
+    /// The latest status, updated after every poll.
+    pub fn subscribe(&self) -> watch::Receiver<FlinkStatus> {
+        self.status.subscribe()
+    }
+
+    /// Polls every `poll_interval` until cancelled.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {
+                    let status = self.poll().await;
+                    self.status.send_replace(status);
+                }
+            }
+        }
+    }
+
+    async fn poll(&mut self) -> FlinkStatus {
+        match poll(&self.client, &self.config.job_name).await {
+            Ok(status) => {
+                self.upstreams.observe(Upstream::Flink, true);
+                self.metrics.export(&status);
+                let job_id = status.job.as_ref().map(|j| j.id.clone());
+                if job_id != self.watched_job {
+                    info!(
+                        job_id = job_id.as_deref().unwrap_or("none"),
+                        "watching flink job"
+                    );
+                    self.watched_job = job_id;
+                }
+                debug!(taskmanagers = status.taskmanagers, "flink polled");
+                status
+            }
+            Err(error) => {
+                self.upstreams.observe(Upstream::Flink, false);
+                self.metrics.clear();
+                warn!(%error, kind = error.kind(), "flink poll failed");
+                FlinkStatus {
+                    at_ms: now_ms(),
+                    ..FlinkStatus::default()
+                }
+            }
+        }
+    }
+}
+
+async fn poll(client: &rest::Client, job_name: &str) -> Result<FlinkStatus, rest::Error> {
+    let overview = client.overview().await?;
+    let jobs = client.jobs().await?;
+    let job = match rest::select_job(&jobs.jobs, job_name) {
+        None => None,
+        Some(summary) => {
+            let id = summary.jid.as_str();
+            let (details, checkpoints, restarts) =
+                tokio::join!(client.job(id), client.checkpoints(id), client.restarts(id));
+            let details = details?;
+            // A job that never checkpointed (or was just archived) may answer 404 here.
+            let checkpoints = checkpoints.ok();
+            let running_since_ms = (details.state == "RUNNING")
+                .then(|| details.timestamps.get("RUNNING").copied())
+                .flatten()
+                .filter(|t| *t > 0);
+            Some(JobStatus {
+                id: details.jid,
+                state: details.state,
+                start_time_ms: details.start_time,
+                running_since_ms,
+                restarts: restarts.ok().flatten(),
+                checkpoints: checkpoints.as_ref().map(|c| c.counts).unwrap_or_default(),
+                last_checkpoint: checkpoints
+                    .as_ref()
+                    .and_then(|c| c.latest.completed.clone()),
+                last_restore: checkpoints.and_then(|c| c.latest.restored),
+            })
+        }
+    };
+    Ok(FlinkStatus {
+        at_ms: now_ms(),
+        reachable: true,
+        taskmanagers: overview.taskmanagers,
+        slots_total: overview.slots_total,
+        slots_available: overview.slots_available,
+        job,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(state: &str, last_ack: Option<i64>) -> JobStatus {
+        JobStatus {
+            id: "j".into(),
+            state: state.into(),
+            start_time_ms: 1_000,
+            running_since_ms: Some(2_000),
+            restarts: Some(3),
+            checkpoints: CheckpointCounts::default(),
+            last_checkpoint: last_ack.map(|t| CompletedCheckpoint {
+                id: 1,
+                latest_ack_timestamp: t,
+                end_to_end_duration: 150,
+                checkpointed_size: None,
+                state_size: Some(4096),
+                external_path: None,
+            }),
+            last_restore: None,
+        }
+    }
+
+    #[test]
+    fn checkpoint_age_counts_from_the_last_ack_or_the_submission() {
+        assert_eq!(
+            job("RUNNING", Some(9_000)).checkpoint_age_seconds(10_500),
+            1.5
+        );
+        assert_eq!(job("RUNNING", None).checkpoint_age_seconds(10_000), 9.0);
+    }
+
+    #[test]
+    fn export_is_one_hot_and_clears_without_a_job() {
+        let registry = crate::metrics::registry();
+        let metrics = Metrics::register(&registry);
+        let status = FlinkStatus {
+            at_ms: 12_000,
+            reachable: true,
+            taskmanagers: 2,
+            slots_total: 4,
+            slots_available: 2,
+            job: Some(job("RESTARTING", Some(11_000))),
+        };
+        metrics.export(&status);
+        let text = String::from_utf8(crate::metrics::encode(&registry)).unwrap();
+        assert!(text.contains("firedrill_flink_job_state{state=\"RESTARTING\"} 1"));
+        assert!(text.contains("firedrill_flink_job_state{state=\"RUNNING\"} 0"));
+        assert!(text.contains("firedrill_flink_checkpoint_age_seconds 1"));
+        assert!(text.contains("firedrill_flink_job_uptime_seconds 10"));
+        assert!(text.contains("firedrill_flink_slots{state=\"available\"} 2"));
+        metrics.export(&FlinkStatus {
+            job: None,
+            ..status
+        });
+        let text = String::from_utf8(crate::metrics::encode(&registry)).unwrap();
+        assert!(!text.contains("firedrill_flink_job_state{"));
+        assert!(text.contains("firedrill_flink_checkpoint_age_seconds NaN"));
+    }
+}

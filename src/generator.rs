@@ -1,0 +1,439 @@
+//! The order generator: realistic orders into the orders topic at a governed rate that can
+//! be changed at runtime, with every order's delivery report recorded.
+//!
+//! Every order is announced to the audit (`Sent`) before it is handed to the producer, so
+//! the audit can never see an order it was not told about; the delivery report then says
+//! `Acked` (partition, offset, ack time; also recorded in the lag monitor's [`AckIndex`]) or
+//! `Failed`. While the broker is down, librdkafka's queue holds at most `max_in_flight`
+//! orders; orders beyond that, and orders that time out in the queue, fail "at the door".
+//! Memory stays bounded by that queue and production resumes by itself.
+//!
+//! Does not own the accounting of what happens to orders after the broker acked them
+//! (`audit`), nor lag (`kafka`).
+
+use std::{
+    collections::BTreeMap,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use governor::{Quota, RateLimiter};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use rdkafka::{
+    error::{KafkaError, RDKafkaErrorCode},
+    producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer},
+    ClientContext, Message,
+};
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    audit::Event,
+    clock::now_ms,
+    kafka::{self, lag::AckIndex},
+    metrics::register,
+    order::{Order, CATALOGUE},
+};
+
+/// `[generator]`: pacing and the producer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Orders per second at start (changeable with `PUT /generator/rate`).
+    pub rate: NonZeroU32,
+    /// The highest rate `PUT /generator/rate` accepts.
+    pub max_rate: NonZeroU32,
+    /// Orders waiting for the broker at most; beyond that new orders fail at the door.
+    pub max_in_flight: NonZeroU32,
+    /// How long an order may wait for the broker's ack before it counts as failed.
+    #[serde(with = "crate::config::duration")]
+    pub delivery_timeout: Duration,
+    /// Number of distinct customers orders are drawn from.
+    pub customers: NonZeroU32,
+    /// Seed of the order randomness (a fixed seed gives the same order stream).
+    pub seed: Option<u64>,
+    /// Extra librdkafka producer properties, on top of `[kafka].properties`.
+    pub producer_properties: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rate: NonZeroU32::new(10).expect("non-zero"),
+            max_rate: NonZeroU32::new(100_000).expect("non-zero"),
+            max_in_flight: NonZeroU32::new(10_000).expect("non-zero"),
+            delivery_timeout: Duration::from_secs(10),
+            customers: NonZeroU32::new(1_000).expect("non-zero"),
+            seed: None,
+            producer_properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// The generator's counters; `record_*` verbs are called from the producer's thread too.
+#[derive(Clone)]
+struct Metrics {
+    orders: IntCounterVec,
+    failures: IntCounterVec,
+    in_flight: IntGauge,
+    target_rate: IntGauge,
+}
+
+impl Metrics {
+    fn register(registry: &Registry) -> Self {
+        Metrics {
+            orders: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "firedrill_generator_orders_total",
+                        "Orders by outcome: sent (handed to the producer), acked, failed.",
+                    ),
+                    &["outcome"],
+                )
+                .expect("valid metric"),
+            ),
+            failures: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "firedrill_generator_failures_total",
+                        "Orders that failed at the door, by reason.",
+                    ),
+                    &["reason"],
+                )
+                .expect("valid metric"),
+            ),
+            in_flight: register(
+                registry,
+                IntGauge::new(
+                    "firedrill_generator_in_flight",
+                    "Orders handed to the producer and not yet acked or failed.",
+                )
+                .expect("valid metric"),
+            ),
+            target_rate: register(
+                registry,
+                IntGauge::new(
+                    "firedrill_generator_target_rate",
+                    "The configured order rate, orders per second (0 = paused).",
+                )
+                .expect("valid metric"),
+            ),
+        }
+    }
+
+    fn record_sent(&self) {
+        self.orders.with_label_values(&["sent"]).inc();
+        self.in_flight.inc();
+    }
+
+    fn record_acked(&self) {
+        self.orders.with_label_values(&["acked"]).inc();
+        self.in_flight.dec();
+    }
+
+    fn record_failed(&self, reason: &'static str, was_in_flight: bool) {
+        self.orders.with_label_values(&["failed"]).inc();
+        self.failures.with_label_values(&[reason]).inc();
+        if was_in_flight {
+            self.in_flight.dec();
+        }
+    }
+}
+
+/// Bounded label value for a produce failure.
+fn failure_reason(error: &KafkaError) -> &'static str {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::QueueFull) => "queue_full",
+        Some(RDKafkaErrorCode::MessageTimedOut) => "timeout",
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => "too_large",
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition) => "unknown_topic",
+        Some(_) => "broker",
+        None => "client",
+    }
+}
+
+/// The producer's context: turns delivery reports into audit events. Runs on librdkafka's
+/// polling thread, so it only does non-blocking work.
+struct Delivery {
+    events: mpsc::UnboundedSender<Event>,
+    acks: Arc<Mutex<AckIndex>>,
+    metrics: Metrics,
+}
+
+impl ClientContext for Delivery {}
+
+impl ProducerContext for Delivery {
+    /// The order's sequence number.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        let seq = seq as u64;
+        let event = match result {
+            Ok(message) => {
+                let ack_ms = now_ms();
+                // Short lock, no await: shared with the lag monitor, which reads it per poll.
+                self.acks
+                    .lock()
+                    .expect("ack index lock is never poisoned")
+                    .record(message.partition(), message.offset(), ack_ms);
+                self.metrics.record_acked();
+                Event::Acked { seq, ack_ms }
+            }
+            Err((error, _)) => {
+                self.metrics.record_failed(failure_reason(error), true);
+                Event::Failed { seq }
+            }
+        };
+        // The audit gone means we are shutting down; nothing left to account to.
+        let _ = self.events.send(event);
+    }
+}
+
+/// Why a rate was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RateError {
+    /// Above `generator.max_rate`.
+    #[error("rate {rate} is above the maximum of {max} orders per second")]
+    TooHigh { rate: u32, max: u32 },
+}
+
+/// Controls a running generator: cheap to clone, used by the HTTP API and drills.
+#[derive(Clone)]
+pub struct Handle {
+    rate: Arc<watch::Sender<u32>>,
+    max_rate: u32,
+    run_id: Arc<str>,
+}
+
+impl Handle {
+    /// Sets the rate in orders per second; 0 pauses the generator.
+    pub fn set_rate(&self, rate: u32) -> Result<(), RateError> {
+        if rate > self.max_rate {
+            return Err(RateError::TooHigh {
+                rate,
+                max: self.max_rate,
+            });
+        }
+        self.rate.send_replace(rate);
+        Ok(())
+    }
+
+    /// The current rate.
+    pub fn rate(&self) -> u32 {
+        *self.rate.borrow()
+    }
+
+    /// The highest rate accepted.
+    pub fn max_rate(&self) -> u32 {
+        self.max_rate
+    }
+
+    /// This run's id: the prefix of every order id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+}
+
+/// Produces orders; see the module docs.
+pub struct Generator {
+    producer: ThreadedProducer<Delivery>,
+    topic: String,
+    run_id: String,
+    next_seq: u64,
+    customers: u32,
+    rng: fastrand::Rng,
+    rate: watch::Receiver<u32>,
+    events: mpsc::UnboundedSender<Event>,
+    metrics: Metrics,
+    flush_timeout: Duration,
+    json: String,
+}
+
+impl Generator {
+    /// Creates the producer (librdkafka connects lazily). `events` is the audit's inbox and
+    /// `acks` the lag monitor's ack index.
+    pub fn build(
+        config: &Config,
+        kafka: &kafka::Config,
+        run_id: &str,
+        events: mpsc::UnboundedSender<Event>,
+        acks: Arc<Mutex<AckIndex>>,
+        registry: &Registry,
+    ) -> Result<(Generator, Handle), KafkaError> {
+        let metrics = Metrics::register(registry);
+        let mut client = kafka.client_config();
+        client
+            // tansu's sqlite engine panicked when idempotent producers reconnected after a
+            // broker restart; at-least-once is what the audit measures anyway.
+            .set("enable.idempotence", "false")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set(
+                "queue.buffering.max.messages",
+                config.max_in_flight.to_string(),
+            )
+            .set(
+                "message.timeout.ms",
+                config.delivery_timeout.as_millis().to_string(),
+            );
+        for (key, value) in &config.producer_properties {
+            client.set(key, value);
+        }
+        let producer = client.create_with_context(Delivery {
+            events: events.clone(),
+            acks,
+            metrics: metrics.clone(),
+        })?;
+        let (rate_tx, rate_rx) = watch::channel(config.rate.get());
+        metrics.target_rate.set(i64::from(config.rate.get()));
+        let generator = Generator {
+            producer,
+            topic: kafka.orders_topic.as_str().to_string(),
+            run_id: run_id.to_string(),
+            next_seq: 0,
+            customers: config.customers.get(),
+            rng: config
+                .seed
+                .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed),
+            rate: rate_rx,
+            events,
+            metrics,
+            flush_timeout: config.delivery_timeout,
+            json: String::with_capacity(256),
+        };
+        let handle = Handle {
+            rate: Arc::new(rate_tx),
+            max_rate: config.max_rate.get(),
+            run_id: run_id.into(),
+        };
+        Ok((generator, handle))
+    }
+
+    /// Produces at the current rate until cancelled, then flushes what is in flight.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        info!(run_id = %self.run_id, rate = *self.rate.borrow(), "generator started");
+        loop {
+            let rate = *self.rate.borrow_and_update();
+            self.metrics.target_rate.set(i64::from(rate));
+            let Some(rate) = NonZeroU32::new(rate) else {
+                // Paused: wait for a new rate.
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    changed = self.rate.changed() => if changed.is_err() { break } else { continue },
+                }
+            };
+            // A burst of 1/20 s keeps pacing smooth at low rates and cheap at high ones.
+            let burst = NonZeroU32::new(rate.get() / 20).unwrap_or(NonZeroU32::MIN);
+            let limiter = RateLimiter::direct(Quota::per_second(rate).allow_burst(burst));
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return self.flush().await,
+                    changed = self.rate.changed() => {
+                        if changed.is_err() { return self.flush().await }
+                        info!(rate = *self.rate.borrow(), "generator rate changed");
+                        break;
+                    }
+                    _ = limiter.until_ready() => self.produce_one(),
+                }
+            }
+        }
+        self.flush().await;
+    }
+
+    fn next_order(&mut self, now_ms: i64) -> Order {
+        let product = self.rng.usize(..CATALOGUE.len());
+        // Mostly single units, sometimes more: every category occurs.
+        let quantity = match self.rng.u8(..10) {
+            0..=5 => 1,
+            6..=8 => 2,
+            _ => self.rng.u32(3..=5),
+        };
+        let order = Order {
+            run_id: self.run_id.clone(),
+            seq: self.next_seq,
+            customer: self.rng.u32(..self.customers),
+            product,
+            quantity,
+            price_cents: CATALOGUE[product].price_cents,
+            event_time_ms: now_ms,
+        };
+        self.next_seq += 1;
+        order
+    }
+
+    fn produce_one(&mut self) {
+        let order = self.next_order(now_ms());
+        order.write_json(&mut self.json);
+        let key = order.key();
+        let seq = order.seq;
+        // Announced before the send, so the audit hears of it before any ack or sighting.
+        let _ = self.events.send(Event::Sent {
+            seq,
+            value_cents: order.value_cents(),
+        });
+        let record = BaseRecord::with_opaque_to(&self.topic, seq as usize)
+            .key(&key)
+            .payload(&self.json);
+        match self.producer.send(record) {
+            Ok(()) => self.metrics.record_sent(),
+            Err((error, _)) => {
+                self.metrics.record_failed(failure_reason(&error), false);
+                let _ = self.events.send(Event::Failed { seq });
+            }
+        }
+    }
+
+    async fn flush(self) {
+        let producer = self.producer;
+        let timeout = self.flush_timeout;
+        info!(
+            sent = self.next_seq,
+            "generator stopping; flushing in-flight orders"
+        );
+        let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
+        if let Ok(Err(error)) = flushed {
+            warn!(%error, "orders still in flight at shutdown");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_reasons_are_bounded() {
+        let queue_full = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
+        assert_eq!(failure_reason(&queue_full), "queue_full");
+        let timeout = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        assert_eq!(failure_reason(&timeout), "timeout");
+        assert_eq!(failure_reason(&KafkaError::Canceled), "client");
+    }
+
+    #[test]
+    fn the_rate_is_bounded_and_zero_pauses() {
+        let (tx, rx) = watch::channel(10);
+        let handle = Handle {
+            rate: Arc::new(tx),
+            max_rate: 100,
+            run_id: "r".into(),
+        };
+        assert_eq!(
+            handle.set_rate(101),
+            Err(RateError::TooHigh {
+                rate: 101,
+                max: 100
+            })
+        );
+        assert_eq!(*rx.borrow(), 10);
+        handle.set_rate(0).unwrap();
+        assert_eq!(*rx.borrow(), 0);
+        assert_eq!(handle.rate(), 0);
+    }
+}
