@@ -126,6 +126,14 @@ impl Metrics {
         }
     }
 
+    /// Creates every outcome series at 0, so that rates work from the first scrape.
+    fn init(self) -> Self {
+        for outcome in ["sent", "acked", "failed"] {
+            self.orders.with_label_values(&[outcome]);
+        }
+        self
+    }
+
     fn record_sent(&self) {
         self.orders.with_label_values(&["sent"]).inc();
         self.in_flight.inc();
@@ -165,7 +173,15 @@ struct Delivery {
     metrics: Metrics,
 }
 
-impl ClientContext for Delivery {}
+impl ClientContext for Delivery {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        kafka::log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        kafka::report_error(&error, reason);
+    }
+}
 
 impl ProducerContext for Delivery {
     /// The order's sequence number.
@@ -208,6 +224,7 @@ pub struct Handle {
     rate: Arc<watch::Sender<u32>>,
     max_rate: u32,
     run_id: Arc<str>,
+    target_rate: IntGauge,
 }
 
 impl Handle {
@@ -220,6 +237,7 @@ impl Handle {
             });
         }
         self.rate.send_replace(rate);
+        self.target_rate.set(i64::from(rate));
         Ok(())
     }
 
@@ -265,7 +283,7 @@ impl Generator {
         acks: Arc<Mutex<AckIndex>>,
         registry: &Registry,
     ) -> Result<(Generator, Handle), KafkaError> {
-        let metrics = Metrics::register(registry);
+        let metrics = Metrics::register(registry).init();
         let mut client = kafka.client_config();
         client
             // tansu's sqlite engine panicked when idempotent producers reconnected after a
@@ -310,6 +328,7 @@ impl Generator {
             rate: Arc::new(rate_tx),
             max_rate: config.max_rate.get(),
             run_id: run_id.into(),
+            target_rate: generator.metrics.target_rate.clone(),
         };
         Ok((generator, handle))
     }
@@ -319,7 +338,6 @@ impl Generator {
         info!(run_id = %self.run_id, rate = *self.rate.borrow(), "generator started");
         loop {
             let rate = *self.rate.borrow_and_update();
-            self.metrics.target_rate.set(i64::from(rate));
             let Some(rate) = NonZeroU32::new(rate) else {
                 // Paused: wait for a new rate.
                 tokio::select! {
@@ -423,6 +441,7 @@ mod tests {
             rate: Arc::new(tx),
             max_rate: 100,
             run_id: "r".into(),
+            target_rate: IntGauge::new("t", "t").unwrap(),
         };
         assert_eq!(
             handle.set_rate(101),

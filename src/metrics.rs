@@ -81,6 +81,7 @@ impl Upstream {
 #[derive(Clone)]
 pub struct Upstreams {
     up: IntGaugeVec,
+    polled: Arc<[AtomicBool; 3]>,
     answered: Arc<[AtomicBool; 3]>,
 }
 
@@ -100,18 +101,22 @@ impl Upstreams {
         );
         Upstreams {
             up,
+            polled: Arc::new(Default::default()),
             answered: Arc::new(Default::default()),
         }
     }
 
-    /// Records the outcome of one poll of `upstream`.
-    pub fn observe(&self, upstream: Upstream, ok: bool) {
-        self.up
-            .with_label_values(&[upstream.as_str()])
-            .set(i64::from(ok));
+    /// Records the outcome of one poll of `upstream`. Returns whether that changed its
+    /// state (first poll included), so pollers can log transitions instead of every failure.
+    pub fn observe(&self, upstream: Upstream, ok: bool) -> bool {
+        let gauge = self.up.with_label_values(&[upstream.as_str()]);
+        let first = !self.polled[Self::index(upstream)].swap(true, Ordering::Relaxed);
+        let changed = first || gauge.get() != i64::from(ok);
+        gauge.set(i64::from(ok));
         if ok {
             self.answered[Self::index(upstream)].store(true, Ordering::Relaxed);
         }
+        changed
     }
 
     /// Whether `upstream` has answered at least once since start.
@@ -136,8 +141,9 @@ mod tests {
         let registry = registry();
         let upstreams = Upstreams::register(&registry);
         assert!(!upstreams.has_answered(Upstream::Kafka));
-        upstreams.observe(Upstream::Kafka, true);
-        upstreams.observe(Upstream::Kafka, false);
+        assert!(upstreams.observe(Upstream::Kafka, true));
+        assert!(!upstreams.observe(Upstream::Kafka, true));
+        assert!(upstreams.observe(Upstream::Kafka, false));
         assert!(upstreams.has_answered(Upstream::Kafka));
         assert!(!upstreams.has_answered(Upstream::Flink));
         let text = String::from_utf8(encode(&registry)).unwrap();

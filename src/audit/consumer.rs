@@ -21,9 +21,11 @@ use tracing::{info, warn};
 use super::Event;
 use crate::{clock::now_ms, kafka, order::ProcessedOrder};
 
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+
 /// Reads `processed_topic`; see the module docs.
 pub struct Consumer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<kafka::Quiet>,
     topic: String,
     timeout: Duration,
     events: mpsc::UnboundedSender<Event>,
@@ -42,7 +44,7 @@ impl Consumer {
             .set("group.id", format!("firedrill-audit-{run_id}"))
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
-            .create()?;
+            .create_with_context(kafka::Quiet)?;
         Ok(Consumer {
             consumer,
             topic: config.processed_topic.as_str().to_string(),
@@ -59,7 +61,7 @@ impl Consumer {
 
     /// Positions itself, then forwards records until cancelled.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = INITIAL_BACKOFF;
         loop {
             // Metadata and watermark requests block; keep them off the async workers.
             match tokio::task::block_in_place(|| self.assign_at_end()) {
@@ -68,7 +70,9 @@ impl Consumer {
                     break;
                 }
                 Err(error) => {
-                    warn!(%error, topic = %self.topic, "audit consumer cannot position yet; retrying");
+                    if backoff == INITIAL_BACKOFF {
+                        warn!(%error, topic = %self.topic, "audit consumer cannot position yet; retrying");
+                    }
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(backoff) => {}

@@ -166,6 +166,20 @@ impl Metrics {
         }
     }
 
+    /// Creates the bounded series at 0, so that rates and alerts work from the first scrape.
+    fn init(self) -> Self {
+        for verdict in ["processed", "duplicate", "unexpected", "invalid"] {
+            self.records.with_label_values(&[verdict]);
+        }
+        for field in ["order_value", "order_category"] {
+            self.integrity.with_label_values(&[field]);
+        }
+        for state in ["in_flight", "missing", "lost"] {
+            self.orders.with_label_values(&[state]);
+        }
+        self
+    }
+
     fn record_outcome(&self, outcome: &Outcome, record: &ProcessedOrder) {
         let verdict = match outcome {
             Outcome::Processed {
@@ -242,7 +256,7 @@ impl Audit {
             run_id: run_id.to_string(),
             ledger,
             events: rx,
-            metrics: Metrics::register(registry),
+            metrics: Metrics::register(registry).init(),
             business: business::Metrics::register(registry),
             malformed: 0,
             snapshot: watch::Sender::new(AuditSnapshot::default()),

@@ -287,7 +287,9 @@ impl FlinkMonitor {
     async fn poll(&mut self) -> FlinkStatus {
         match poll(&self.client, &self.config.job_name).await {
             Ok(status) => {
-                self.upstreams.observe(Upstream::Flink, true);
+                if self.upstreams.observe(Upstream::Flink, true) {
+                    info!("flink answers");
+                }
                 self.metrics.export(&status);
                 let job_id = status.job.as_ref().map(|j| j.id.clone());
                 if job_id != self.watched_job {
@@ -301,9 +303,12 @@ impl FlinkMonitor {
                 status
             }
             Err(error) => {
-                self.upstreams.observe(Upstream::Flink, false);
                 self.metrics.clear();
-                warn!(%error, kind = error.kind(), "flink poll failed");
+                if self.upstreams.observe(Upstream::Flink, false) {
+                    warn!(%error, kind = error.kind(), "flink poll failed; job state unknown until it answers");
+                } else {
+                    debug!(%error, kind = error.kind(), "flink poll failed");
+                }
                 FlinkStatus {
                     at_ms: now_ms(),
                     ..FlinkStatus::default()

@@ -12,8 +12,15 @@ pub mod monitor;
 
 use std::{collections::BTreeMap, fmt, time::Duration};
 
-use rdkafka::ClientConfig;
+use rdkafka::{
+    client::ClientContext,
+    config::RDKafkaLogLevel,
+    consumer::ConsumerContext,
+    error::{KafkaError, RDKafkaErrorCode},
+    ClientConfig,
+};
 use serde::{Deserialize, Deserializer};
+use tracing::{debug, warn};
 
 /// `[kafka]`: the cluster, the pipeline's topics and the lag monitor.
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +74,48 @@ impl Config {
             config.set(key, value);
         }
         config
+    }
+}
+
+/// The client context of every consumer firedrill creates: librdkafka's logs and errors go
+/// to tracing at levels fit for a tool that takes brokers down on purpose (a broker being
+/// unreachable is expected and shows in `firedrill_upstream_up`, not as log errors).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl ClientContext for Quiet {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        report_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for Quiet {}
+
+/// librdkafka's log lines: its warnings and errors at debug, the rest dropped.
+pub fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+        debug!(fac, message, "librdkafka");
+    }
+}
+
+/// librdkafka's client errors: connectivity at debug, anything else at warn.
+pub fn report_error(error: &KafkaError, reason: &str) {
+    let expected = matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::Resolve
+        )
+    );
+    if expected {
+        debug!(%error, reason, "kafka connectivity");
+    } else {
+        warn!(%error, reason, "kafka client error");
     }
 }
 

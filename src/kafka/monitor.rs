@@ -19,11 +19,11 @@ use rdkafka::{
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     lag::{partition_lag, AckIndex, Offsets, PartitionLag, WatermarkHistory},
-    Config,
+    Config, Quiet,
 };
 use crate::{
     clock::now_ms,
@@ -157,8 +157,8 @@ struct Fetched {
 }
 
 struct Clients {
-    metadata: BaseConsumer,
-    groups: Vec<(String, BaseConsumer)>,
+    metadata: BaseConsumer<Quiet>,
+    groups: Vec<(String, BaseConsumer<Quiet>)>,
 }
 
 /// Polls and exports consumer lag; see the module docs.
@@ -181,12 +181,12 @@ impl LagMonitor {
         registry: &Registry,
         upstreams: Upstreams,
     ) -> Result<LagMonitor, Error> {
-        let consumer = |group: &str| -> Result<BaseConsumer, Error> {
+        let consumer = |group: &str| -> Result<BaseConsumer<Quiet>, Error> {
             config
                 .client_config()
                 .set("group.id", group)
                 .set("enable.auto.commit", "false")
-                .create()
+                .create_with_context(Quiet)
                 .map_err(Error::Client)
         };
         let clients = Clients {
@@ -234,13 +234,18 @@ impl LagMonitor {
             .expect("lag fetch does not panic");
         match fetched {
             Ok(fetched) => {
-                self.upstreams.observe(Upstream::Kafka, true);
+                if self.upstreams.observe(Upstream::Kafka, true) {
+                    info!("kafka answers");
+                }
                 self.export(fetched);
             }
             Err(error) => {
-                self.upstreams.observe(Upstream::Kafka, false);
                 self.metrics.clear();
-                warn!(%error, "kafka lag poll failed");
+                if self.upstreams.observe(Upstream::Kafka, false) {
+                    warn!(%error, "kafka lag poll failed; lag unknown until it answers");
+                } else {
+                    debug!(%error, "kafka lag poll failed");
+                }
             }
         }
     }
