@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod kafka;
+
 use std::{
     io::{BufRead, BufReader, Write},
     net::{SocketAddr, TcpStream},

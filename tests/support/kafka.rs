@@ -1,0 +1,81 @@
+//! Plain rdkafka clients for tests: an independent producer and readers of the output
+//! topics, so that what the tests check does not go through firedrill's own code.
+
+use std::time::Duration;
+
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    producer::{FutureProducer, FutureRecord},
+    ClientConfig, Message, Offset, TopicPartitionList,
+};
+
+use super::BROKER;
+
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("enable.idempotence", "false")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .expect("test producer")
+}
+
+/// Produces one record and waits for its ack.
+pub async fn send(producer: &FutureProducer, topic: &str, key: &str, value: &str) {
+    producer
+        .send(FutureRecord::to(topic).key(key).payload(value), Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("test record acked");
+}
+
+/// A consumer of every partition of `topic`, starting at its current end.
+pub fn reader_at_end(topic: &str) -> BaseConsumer {
+    reader(topic, |_, high| high)
+}
+
+/// A consumer of every partition of `topic`, starting at offsets chosen from (low, high).
+pub fn reader(topic: &str, start: impl Fn(i64, i64) -> i64) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("group.id", "firedrill-tests")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("test consumer");
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for partition in metadata.topics()[0].partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition.id(), timeout)
+            .expect("watermarks");
+        tpl.add_partition_offset(topic, partition.id(), Offset::Offset(start(low, high)))
+            .unwrap();
+    }
+    assert!(tpl.count() > 0, "topic {topic} has no partitions");
+    consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
+/// Reads what is available within `wait`, as JSON values (records that are not JSON are
+/// returned as `Value::Null`).
+pub fn poll_json(consumer: &BaseConsumer, wait: Duration) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let until = std::time::Instant::now() + wait;
+    while let Some(remaining) = until.checked_duration_since(std::time::Instant::now()) {
+        match consumer.poll(remaining.min(Duration::from_millis(100))) {
+            Some(Ok(message)) => out.push(
+                message
+                    .payload()
+                    .and_then(|p| serde_json::from_slice(p).ok())
+                    .unwrap_or(serde_json::Value::Null),
+            ),
+            Some(Err(e)) => panic!("consumer error: {e}"),
+            None if !out.is_empty() => break,
+            None => {}
+        }
+    }
+    out
+}
