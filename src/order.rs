@@ -385,6 +385,9 @@ mod tests {
         assert_eq!(parse_timestamp(&Timestamp(ms).to_string()), Some(ms));
         assert_eq!(parse_timestamp("2025-11-25T04:30:10.1Z"), Some(ms - 23));
         assert_eq!(parse_timestamp("yesterday"), None);
+        // Flink trims trailing zeros of the fraction, down to none at all.
+        assert_eq!(parse_timestamp("2025-11-25 04:30:10.12"), Some(ms - 3));
+        assert_eq!(parse_timestamp("2025-11-25 04:30:10"), Some(ms - 123));
     }
 
     #[test]

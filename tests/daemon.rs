@@ -217,3 +217,23 @@ async fn the_generator_rate_is_validated_and_applied() {
     .await;
     drop(scrape);
 }
+
+#[tokio::test]
+async fn every_exported_metric_is_documented() {
+    let daemon = Daemon::start(DEAD_UPSTREAMS);
+    let docs = std::fs::read_to_string(repo().join("docs/metrics.md")).unwrap();
+    // Wait until the pollers have set their families at least once.
+    let scrape = eventually("upstream gauges exported", Duration::from_secs(10), || async {
+        let s = daemon.scrape().await;
+        (!s.metric("firedrill_upstream_up").values().is_empty()).then_some(s)
+    })
+    .await;
+    let undocumented: Vec<&str> = scrape
+        .0
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|name| !docs.contains(&format!("`{name}`")))
+        .collect();
+    assert!(undocumented.is_empty(), "not in docs/metrics.md: {undocumented:?}");
+}

@@ -91,7 +91,7 @@ impl Consumer {
                         let _ = self.events.send(Event::Record { record, received_ms: now_ms() });
                     }
                     // librdkafka reconnects by itself; errors here are informational.
-                    Err(error) => warn!(%error, "audit consumer error"),
+                    Err(error) => kafka::report_error(&error, "audit consumer"),
                 },
             }
         }
