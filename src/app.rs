@@ -2,8 +2,9 @@
 //!
 //! `App::build` creates every client and binds the HTTP port, so a bad setting fails before
 //! anything runs. `App::spawn` starts the tasks in stages; `Running::shutdown` stops the
-//! stages in the drain order: generator first (so no new orders), then the audit and the
-//! monitors (the audit applies the generator's last delivery reports), then HTTP.
+//! stages in the drain order: the drill runner (aborting a drill reverts its fault), the
+//! fault actor (reverts every fault still active), the generator (no new orders), the audit
+//! and the monitors (the audit applies the generator's last delivery reports), then HTTP.
 
 use std::{
     net::SocketAddr,
@@ -20,6 +21,8 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::{
     audit::{consumer::Consumer, Audit},
     config::Config,
+    drills::{runner::Sources, Drills},
+    faults::Faults,
     flink::monitor::FlinkMonitor,
     generator::Generator,
     http,
@@ -39,6 +42,8 @@ pub struct App {
     consumer: Consumer,
     lag: LagMonitor,
     flink: FlinkMonitor,
+    faults: Faults,
+    drills: Drills,
 }
 
 impl App {
@@ -63,10 +68,30 @@ impl App {
             .context("kafka lag monitor")?;
         let flink = FlinkMonitor::build(&config.flink, registry, upstreams.clone())
             .context("flink monitor")?;
+        let (faults, faults_handle) = Faults::build(&config.faults, registry).context("faults")?;
+        let sources = Sources {
+            audit: audit.subscribe(),
+            flink: flink.subscribe(),
+            lag: lag.subscribe(),
+            lag_group: config
+                .kafka
+                .consumer_groups
+                .first()
+                .cloned()
+                .unwrap_or_default(),
+            generator: generator_handle.clone(),
+            faults: faults_handle.clone(),
+        };
+        let (drills, drills_handle) =
+            Drills::build(&config.drills, sources, registry).context("drills")?;
         let state = http::State {
             registry: registry.clone(),
             upstreams,
             generator: generator_handle,
+            faults: faults_handle,
+            drills: drills_handle,
+            token: config.http.token.clone(),
+            limiter: config.http.limiter(),
         };
         let http = http::Server::bind(&config.http, state)
             .await
@@ -79,6 +104,8 @@ impl App {
             consumer,
             lag,
             flink,
+            faults,
+            drills,
         })
     }
 
@@ -91,11 +118,16 @@ impl App {
     pub fn spawn(self) -> Running {
         info!(run_id = %self.run_id, "firedrill starting");
         let http_addr = self.http_addr();
+        let drills = Stage::new("drills");
+        let faults = Stage::new("faults");
         let generator = Stage::new("generator");
         let pipeline = Stage::new("audit and monitors");
         let serving = Stage::new("http");
 
         let mut consumer_ready = self.consumer.ready();
+        // Startup reverts whatever the fault ledger still holds (a previous crash).
+        faults.spawn("faults", self.faults.run(faults.cancel.clone()));
+        drills.spawn("drills", self.drills.run(drills.cancel.clone()));
         pipeline.spawn("audit", self.audit.run(pipeline.cancel.clone()));
         pipeline.spawn("audit_consumer", self.consumer.run(pipeline.cancel.clone()));
         pipeline.spawn("kafka_lag", self.lag.run(pipeline.cancel.clone()));
@@ -113,7 +145,7 @@ impl App {
         serving.spawn("http", self.http.run(serving.cancel.clone()));
         Running {
             http_addr,
-            stages: vec![generator, pipeline, serving],
+            stages: vec![drills, faults, generator, pipeline, serving],
         }
     }
 }

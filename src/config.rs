@@ -13,12 +13,14 @@ use std::{fmt, path::Path};
 
 use serde::{Deserialize, Deserializer};
 
-use crate::{audit, flink, generator, http, kafka, telemetry};
+use crate::{audit, drills, faults, flink, generator, http, kafka, telemetry};
 
 /// Prefix of environment variables that override config keys.
 pub const ENV_PREFIX: &str = "FIREDRILL_";
 /// Separator between path segments in an override variable's name.
 pub const ENV_SEPARATOR: &str = "__";
+/// `FIREDRILL_` variables of the client subcommands, not config overrides.
+pub const ENV_RESERVED: &[&str] = &["FIREDRILL_URL", "FIREDRILL_TOKEN"];
 
 /// Everything firedrill needs to run, one section per component.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -36,6 +38,10 @@ pub struct Config {
     pub generator: generator::Config,
     /// The exactly-once audit of the output topic.
     pub audit: audit::Config,
+    /// Fault injection targets, backends and limits.
+    pub faults: faults::Config,
+    /// The drill runner.
+    pub drills: drills::Config,
 }
 
 /// A config that could not be loaded, with the path of the offending key when known.
@@ -107,6 +113,8 @@ impl Config {
 
     /// Checks that span several sections (each section validated its own values already).
     fn validate(&self) -> Result<(), Error> {
+        self.http.validate()?;
+        self.faults.validate()?;
         if self.audit.lost_after < self.audit.sla {
             return Err(Error::invalid(
                 "audit.lost_after",
@@ -134,7 +142,7 @@ fn apply_env(
 ) -> Result<(), Error> {
     let mut vars: Vec<(String, String)> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str()))
         .collect();
     // Deterministic order, so that a conflict always reports the same variable.
     vars.sort();

@@ -16,13 +16,21 @@
 //! - `audit`: `ledger` (pure exactly-once accounting), `consumer` (reads the output topic),
 //!   the actor that owns the ledger.
 //! - `business`: revenue at risk / delayed / lost, derived from the audit's totals.
+//! - `faults`: fault injection into Kafka, the JobManager, TaskManagers (process or Docker
+//!   backends), with a persisted ledger so every fault is reverted.
+//! - `drills`: the drill runner (`phases` pure detection, `runner`), the versioned
+//!   `report`, its `render`ers (Markdown, HTML) and `compare`.
 //! - `http`: the admin and metrics API; its `//!` lists every route.
+//! - `cli`: the client subcommands (`drill`, `fault`, `report`, `compare`).
 
 pub mod app;
 pub mod audit;
 pub mod business;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod drills;
+pub mod faults;
 pub mod flink;
 pub mod generator;
 pub mod http;

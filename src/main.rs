@@ -4,7 +4,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use firedrill::{app::App, config::Config, metrics, telemetry};
+use firedrill::{app::App, cli, config::Config, metrics, telemetry};
 use tracing::{error, info};
 
 /// Exit code for a configuration error (EX_USAGE).
@@ -36,6 +36,92 @@ enum Command {
         /// Config file (TOML).
         file: PathBuf,
     },
+    /// Run a drill on the daemon, show its progress and print the report. Exits 1 when
+    /// data integrity FAILs, 2 when the drill does not finish.
+    Drill {
+        /// taskmanager, jobmanager, kafka or comprehensive.
+        scenario: String,
+        /// How long the fault lasts, e.g. 60s (the daemon's default when absent).
+        fault_duration: Option<String>,
+        /// Baseline length, e.g. 20s.
+        #[arg(long)]
+        baseline: Option<String>,
+        /// A fault target other than the scenario's default, e.g. taskmanager-2.
+        #[arg(long)]
+        target: Option<String>,
+        /// A fault action other than the scenario's default: stop, kill, pause, disconnect.
+        #[arg(long)]
+        action: Option<String>,
+        /// Free text naming this drill in comparisons.
+        #[arg(long)]
+        label: Option<String>,
+        /// Report format printed at the end: md, json or html.
+        #[arg(long, default_value = "md")]
+        format: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Inject a fault now (reverted after its duration), or revert everything with --reset.
+    Fault {
+        /// kafka, jobmanager, taskmanager (any one), taskmanager-1, ...
+        target: Option<String>,
+        /// stop, kill, pause or disconnect (the target's default when absent).
+        #[arg(long)]
+        action: Option<String>,
+        /// e.g. 30s.
+        #[arg(long)]
+        duration: Option<String>,
+        /// Revert every active fault.
+        #[arg(long)]
+        reset: bool,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Print a drill's report.
+    Report {
+        /// Drill id.
+        id: String,
+        /// md, json or html.
+        #[arg(long, default_value = "md")]
+        format: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Compare two report files (JSON): per metric both values, the winner, the improvement.
+    Compare {
+        /// First report (JSON).
+        a: PathBuf,
+        /// Second report (JSON).
+        b: PathBuf,
+        /// md or json.
+        #[arg(long, default_value = "md")]
+        format: String,
+    },
+}
+
+/// Where the daemon's admin API is.
+#[derive(clap::Args)]
+struct Api {
+    /// The daemon's base URL.
+    #[arg(long, env = "FIREDRILL_URL", default_value = "http://127.0.0.1:9400")]
+    url: String,
+    /// Bearer token of the admin API (http.token).
+    #[arg(long, env = "FIREDRILL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Api {
+    fn client(&self) -> cli::Client {
+        cli::Client::new(&self.url, self.token.clone())
+    }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(future)
 }
 
 fn main() -> ExitCode {
@@ -51,6 +137,42 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Drill {
+            scenario,
+            fault_duration,
+            baseline,
+            target,
+            action,
+            label,
+            format,
+            api,
+        } => {
+            let body = serde_json::json!({
+                "scenario": scenario,
+                "fault_duration": fault_duration,
+                "baseline": baseline,
+                "target": target,
+                "action": action,
+                "label": label,
+            });
+            let body = body.as_object().expect("an object").clone();
+            block_on(cli::drill(&api.client(), body, &format))
+        }
+        Command::Fault {
+            target,
+            action,
+            duration,
+            reset,
+            api,
+        } => block_on(cli::fault(
+            &api.client(),
+            target.as_deref(),
+            action.as_deref(),
+            duration.as_deref(),
+            reset,
+        )),
+        Command::Report { id, format, api } => block_on(cli::report(&api.client(), &id, &format)),
+        Command::Compare { a, b, format } => cli::compare(&a, &b, &format),
         Command::Serve {
             config,
             shutdown_timeout,

@@ -223,10 +223,14 @@ async fn every_exported_metric_is_documented() {
     let daemon = Daemon::start(DEAD_UPSTREAMS);
     let docs = std::fs::read_to_string(repo().join("docs/metrics.md")).unwrap();
     // Wait until the pollers have set their families at least once.
-    let scrape = eventually("upstream gauges exported", Duration::from_secs(10), || async {
-        let s = daemon.scrape().await;
-        (!s.metric("firedrill_upstream_up").values().is_empty()).then_some(s)
-    })
+    let scrape = eventually(
+        "upstream gauges exported",
+        Duration::from_secs(10),
+        || async {
+            let s = daemon.scrape().await;
+            (!s.metric("firedrill_upstream_up").values().is_empty()).then_some(s)
+        },
+    )
     .await;
     let undocumented: Vec<&str> = scrape
         .0
@@ -235,5 +239,8 @@ async fn every_exported_metric_is_documented() {
         .filter_map(|l| l.split(' ').next())
         .filter(|name| !docs.contains(&format!("`{name}`")))
         .collect();
-    assert!(undocumented.is_empty(), "not in docs/metrics.md: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "not in docs/metrics.md: {undocumented:?}"
+    );
 }

@@ -23,7 +23,10 @@ lost_after = "5m"
 "#;
 
 fn stack(args: &[&str]) {
-    let status = Command::new(repo().join("compose/local/stack")).args(args).status().unwrap();
+    let status = Command::new(repo().join("compose/local/stack"))
+        .args(args)
+        .status()
+        .unwrap();
     assert!(status.success(), "compose/local/stack {args:?} failed");
 }
 
@@ -40,15 +43,24 @@ fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     for (k, v) in labels {
         m = m.label(k, v);
     }
-    m.value().unwrap_or_else(|| panic!("{name}{labels:?} absent"))
+    m.value()
+        .unwrap_or_else(|| panic!("{name}{labels:?} absent"))
 }
 
 fn acked(s: &Scrape) -> f64 {
-    value(s, "firedrill_generator_orders_total", &[("outcome", "acked")])
+    value(
+        s,
+        "firedrill_generator_orders_total",
+        &[("outcome", "acked")],
+    )
 }
 
 fn processed(s: &Scrape) -> f64 {
-    value(s, "firedrill_audit_records_total", &[("verdict", "processed")])
+    value(
+        s,
+        "firedrill_audit_records_total",
+        &[("verdict", "processed")],
+    )
 }
 
 async fn set_rate(daemon: &Daemon, rate: u32) {
@@ -63,12 +75,20 @@ async fn set_rate(daemon: &Daemon, rate: u32) {
 }
 
 async fn ready(daemon: &Daemon) {
-    eventually("firedrill ready and flink job running", Duration::from_secs(90), || async {
-        let ok = daemon.get("/readyz").await.status() == 200;
-        let s = daemon.scrape().await;
-        let running = s.metric("firedrill_flink_job_state").label("state", "RUNNING").value() == Some(1.0);
-        (ok && running).then_some(())
-    })
+    eventually(
+        "firedrill ready and flink job running",
+        Duration::from_secs(90),
+        || async {
+            let ok = daemon.get("/readyz").await.status() == 200;
+            let s = daemon.scrape().await;
+            let running = s
+                .metric("firedrill_flink_job_state")
+                .label("state", "RUNNING")
+                .value()
+                == Some(1.0);
+            (ok && running).then_some(())
+        },
+    )
     .await;
 }
 
@@ -100,28 +120,78 @@ async fn steady_load_is_processed_exactly_once() {
     let stopped = Instant::now();
     // With the at-least-once sink output is visible at once; two checkpoint intervals (20 s)
     // is the bound the issue sets for revenue at risk to drain.
-    let s = eventually("revenue at risk back to 0", Duration::from_secs(20), || async {
-        let s = daemon.scrape().await;
-        (value(&s, "firedrill_business_revenue_at_risk_dollars", &[]) == 0.0).then_some(s)
-    })
+    let s = eventually(
+        "revenue at risk back to 0",
+        Duration::from_secs(20),
+        || async {
+            let s = daemon.scrape().await;
+            (value(&s, "firedrill_business_revenue_at_risk_dollars", &[]) == 0.0).then_some(s)
+        },
+    )
     .await;
     let drained_in = stopped.elapsed();
     let acked = acked(&s);
-    assert!(acked >= 30.0 * 50.0 * 0.9, "acked {acked} orders in 30 s at 50/s");
+    assert!(
+        acked >= 30.0 * 50.0 * 0.9,
+        "acked {acked} orders in 30 s at 50/s"
+    );
     assert_eq!(processed(&s), acked, "processed equals acked");
-    assert_eq!(value(&s, "firedrill_audit_records_total", &[("verdict", "duplicate")]), 0.0);
-    assert_eq!(value(&s, "firedrill_audit_records_total", &[("verdict", "invalid")]), 0.0);
-    assert_eq!(value(&s, "firedrill_audit_orders", &[("state", "missing")]), 0.0);
-    assert_eq!(value(&s, "firedrill_generator_orders_total", &[("outcome", "failed")]), 0.0);
-    assert!(max_checkpoint_age < 20.0, "checkpoint age reached {max_checkpoint_age} s (interval 10 s)");
-    assert!(s.metric("firedrill_audit_e2e_latency_seconds_count").value().unwrap() >= acked * 0.99);
+    assert_eq!(
+        value(
+            &s,
+            "firedrill_audit_records_total",
+            &[("verdict", "duplicate")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "firedrill_audit_records_total",
+            &[("verdict", "invalid")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(&s, "firedrill_audit_orders", &[("state", "missing")]),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "firedrill_generator_orders_total",
+            &[("outcome", "failed")]
+        ),
+        0.0
+    );
+    assert!(
+        max_checkpoint_age < 20.0,
+        "checkpoint age reached {max_checkpoint_age} s (interval 10 s)"
+    );
+    assert!(
+        s.metric("firedrill_audit_e2e_latency_seconds_count")
+            .value()
+            .unwrap()
+            >= acked * 0.99
+    );
     // Flink commits offsets when a checkpoint completes: lag returns to 0 after the next one.
-    eventually("consumer lag back to 0", Duration::from_secs(25), || async {
-        let s = daemon.scrape().await;
-        let lag = s.metric("firedrill_kafka_consumer_lag_messages").label("group", "flink-order-processor").values();
-        let secs = s.metric("firedrill_kafka_consumer_lag_seconds").label("group", "flink-order-processor").values();
-        (!lag.is_empty() && lag.iter().all(|v| *v == 0.0) && secs.iter().all(|v| *v == 0.0)).then_some(())
-    })
+    eventually(
+        "consumer lag back to 0",
+        Duration::from_secs(25),
+        || async {
+            let s = daemon.scrape().await;
+            let lag = s
+                .metric("firedrill_kafka_consumer_lag_messages")
+                .label("group", "flink-order-processor")
+                .values();
+            let secs = s
+                .metric("firedrill_kafka_consumer_lag_seconds")
+                .label("group", "flink-order-processor")
+                .values();
+            (!lag.is_empty() && lag.iter().all(|v| *v == 0.0) && secs.iter().all(|v| *v == 0.0))
+                .then_some(())
+        },
+    )
     .await;
     eprintln!("steady load: acked={acked} max_checkpoint_age={max_checkpoint_age:.1}s at_risk_drained_in={drained_in:?}");
 }
@@ -131,7 +201,10 @@ async fn a_broker_outage_is_counted_and_everything_recovers() {
     require_stack();
     let daemon = Daemon::start_with_env(CONFIG, &[("FIREDRILL_GENERATOR__RATE", "50")]);
     ready(&daemon).await;
-    eventually("orders flowing", Duration::from_secs(20), || async { (acked(&daemon.scrape().await) > 200.0).then_some(()) }).await;
+    eventually("orders flowing", Duration::from_secs(20), || async {
+        (acked(&daemon.scrape().await) > 200.0).then_some(())
+    })
+    .await;
     let rss_before = daemon.rss_kib();
 
     stack(&["stop", "kafka"]);
@@ -150,27 +223,65 @@ async fn a_broker_outage_is_counted_and_everything_recovers() {
     let during = daemon.scrape().await;
     stack(&["start", "kafka"]);
 
-    assert!(slowest < Duration::from_millis(100), "slowest scrape during the outage: {slowest:?}");
-    assert_eq!(value(&during, "firedrill_upstream_up", &[("upstream", "kafka")]), 0.0);
-    assert!(during.metric("firedrill_kafka_consumer_lag_messages").values().is_empty(), "lag unknown, not 0");
-    let failed = value(&during, "firedrill_generator_orders_total", &[("outcome", "failed")]);
-    assert!(failed > 0.0, "orders that could not reach the broker are counted as failed");
-    assert!(value(&during, "firedrill_business_revenue_lost_dollars", &[("where", "failed_at_door")]) > 0.0);
+    assert!(
+        slowest < Duration::from_millis(100),
+        "slowest scrape during the outage: {slowest:?}"
+    );
+    assert_eq!(
+        value(&during, "firedrill_upstream_up", &[("upstream", "kafka")]),
+        0.0
+    );
+    assert!(
+        during
+            .metric("firedrill_kafka_consumer_lag_messages")
+            .values()
+            .is_empty(),
+        "lag unknown, not 0"
+    );
+    let failed = value(
+        &during,
+        "firedrill_generator_orders_total",
+        &[("outcome", "failed")],
+    );
+    assert!(
+        failed > 0.0,
+        "orders that could not reach the broker are counted as failed"
+    );
+    assert!(
+        value(
+            &during,
+            "firedrill_business_revenue_lost_dollars",
+            &[("where", "failed_at_door")]
+        ) > 0.0
+    );
     let growth_mib = (rss_max - rss_before) as f64 / 1024.0;
-    assert!(growth_mib < 16.0, "RSS grew {growth_mib:.1} MiB during the outage");
+    assert!(
+        growth_mib < 16.0,
+        "RSS grew {growth_mib:.1} MiB during the outage"
+    );
 
     // Everything recovers by itself.
     let acked_at_restart = acked(&during);
-    eventually("kafka up, orders acked again, lag measured", Duration::from_secs(60), || async {
-        let s = daemon.scrape().await;
-        let up = value(&s, "firedrill_upstream_up", &[("upstream", "kafka")]) == 1.0;
-        let lag = !s.metric("firedrill_kafka_consumer_lag_messages").values().is_empty();
-        (up && lag && acked(&s) > acked_at_restart + 100.0).then_some(())
-    })
+    eventually(
+        "kafka up, orders acked again, lag measured",
+        Duration::from_secs(60),
+        || async {
+            let s = daemon.scrape().await;
+            let up = value(&s, "firedrill_upstream_up", &[("upstream", "kafka")]) == 1.0;
+            let lag = !s
+                .metric("firedrill_kafka_consumer_lag_messages")
+                .values()
+                .is_empty();
+            (up && lag && acked(&s) > acked_at_restart + 100.0).then_some(())
+        },
+    )
     .await;
     set_rate(&daemon, 0).await;
     let s = settled(&daemon, Duration::from_secs(60)).await;
-    assert_eq!(value(&s, "firedrill_audit_orders", &[("state", "missing")]), 0.0);
+    assert_eq!(
+        value(&s, "firedrill_audit_orders", &[("state", "missing")]),
+        0.0
+    );
     eprintln!(
         "broker outage: failed={failed} slowest_scrape={slowest:?} rss_before={rss_before}KiB rss_max={rss_max}KiB"
     );
@@ -185,31 +296,56 @@ async fn duplicates_after_a_taskmanager_kill_match_an_independent_count() {
     let generator: serde_json::Value = daemon.get("/generator").await.json().await.unwrap();
     let run_id = generator["run_id"].as_str().unwrap().to_string();
     // Past the first checkpoint, so the kill replays from a checkpoint mid-stream.
-    eventually("a checkpoint completed while orders flow", Duration::from_secs(40), || async {
-        let s = daemon.scrape().await;
-        (acked(&s) > 300.0 && s.metric("firedrill_flink_checkpoints").label("status", "completed").value() >= Some(1.0)).then_some(())
-    })
+    eventually(
+        "a checkpoint completed while orders flow",
+        Duration::from_secs(40),
+        || async {
+            let s = daemon.scrape().await;
+            (acked(&s) > 300.0
+                && s.metric("firedrill_flink_checkpoints")
+                    .label("status", "completed")
+                    .value()
+                    >= Some(1.0))
+            .then_some(())
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await; // land the kill between checkpoints
 
     let victim = pid_of("taskmanager-1");
     support::signal(victim, "KILL");
     stack(&["start", "taskmanager-1"]);
-    eventually("job restarted and running again", Duration::from_secs(90), || async {
-        let s = daemon.scrape().await;
-        let running = s.metric("firedrill_flink_job_state").label("state", "RUNNING").value() == Some(1.0);
-        (running && value(&s, "firedrill_flink_job_restarts", &[]) >= 1.0).then_some(())
-    })
+    eventually(
+        "job restarted and running again",
+        Duration::from_secs(90),
+        || async {
+            let s = daemon.scrape().await;
+            let running = s
+                .metric("firedrill_flink_job_state")
+                .label("state", "RUNNING")
+                .value()
+                == Some(1.0);
+            (running && value(&s, "firedrill_flink_job_restarts", &[]) >= 1.0).then_some(())
+        },
+    )
     .await;
     // The job shows RUNNING before its tasks have slots again: wait for real progress.
     let processed_at_restart = processed(&daemon.scrape().await);
-    eventually("output flowing after the restart", Duration::from_secs(90), || async {
-        (processed(&daemon.scrape().await) > processed_at_restart + 100.0).then_some(())
-    })
+    eventually(
+        "output flowing after the restart",
+        Duration::from_secs(90),
+        || async {
+            (processed(&daemon.scrape().await) > processed_at_restart + 100.0).then_some(())
+        },
+    )
     .await;
     set_rate(&daemon, 0).await;
     let s = settled(&daemon, Duration::from_secs(120)).await;
-    let firedrill_duplicates = value(&s, "firedrill_audit_records_total", &[("verdict", "duplicate")]);
+    let firedrill_duplicates = value(
+        &s,
+        "firedrill_audit_records_total",
+        &[("verdict", "duplicate")],
+    );
 
     // Independent count: every record of this run in processed_orders, by order id.
     let prefix = format!("{run_id}-");
@@ -218,7 +354,10 @@ async fn duplicates_after_a_taskmanager_kill_match_an_independent_count() {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         for record in kafka::poll_json(&reader, Duration::from_millis(500)) {
-            if let Some(id) = record["order_id"].as_str().filter(|id| id.starts_with(&prefix)) {
+            if let Some(id) = record["order_id"]
+                .as_str()
+                .filter(|id| id.starts_with(&prefix))
+            {
                 *counts.entry(id.to_string()).or_default() += 1;
             }
         }
@@ -229,7 +368,14 @@ async fn duplicates_after_a_taskmanager_kill_match_an_independent_count() {
         }
     }
     let independent: u64 = counts.values().map(|n| n - 1).sum();
-    assert_eq!(counts.len(), total_acked, "every acked order is in processed_orders");
-    assert_eq!(firedrill_duplicates as u64, independent, "firedrill's duplicate count equals the independent count");
+    assert_eq!(
+        counts.len(),
+        total_acked,
+        "every acked order is in processed_orders"
+    );
+    assert_eq!(
+        firedrill_duplicates as u64, independent,
+        "firedrill's duplicate count equals the independent count"
+    );
     eprintln!("taskmanager kill: acked={total_acked} duplicates firedrill={firedrill_duplicates} independent={independent}");
 }

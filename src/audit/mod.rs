@@ -77,6 +77,21 @@ pub struct AuditSnapshot {
     pub totals: Totals,
     /// Records that could not be read at all.
     pub malformed: u64,
+    /// Median ack-to-receive latency of the most recent first sightings, seconds.
+    pub recent_latency_p50_s: Option<f64>,
+    /// 99th percentile of the same, seconds.
+    pub recent_latency_p99_s: Option<f64>,
+}
+
+/// First sightings whose latency the recent percentiles are computed over.
+const RECENT_LATENCIES: usize = 1024;
+
+/// The `q` quantile (0..=1) of `values` by nearest rank; `None` when empty.
+fn quantile(values: &std::collections::VecDeque<u64>, q: f64) -> Option<f64> {
+    let mut sorted: Vec<u64> = values.iter().copied().collect();
+    sorted.sort_unstable();
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).map(|ms| *ms as f64 / 1000.0)
 }
 
 struct Metrics {
@@ -237,6 +252,7 @@ pub struct Audit {
     metrics: Metrics,
     business: business::Metrics,
     malformed: u64,
+    recent_latencies_ms: std::collections::VecDeque<u64>,
     snapshot: watch::Sender<AuditSnapshot>,
 }
 
@@ -259,6 +275,7 @@ impl Audit {
             metrics: Metrics::register(registry).init(),
             business: business::Metrics::register(registry),
             malformed: 0,
+            recent_latencies_ms: std::collections::VecDeque::with_capacity(RECENT_LATENCIES),
             snapshot: watch::Sender::new(AuditSnapshot::default()),
         };
         (audit, tx)
@@ -331,6 +348,16 @@ impl Audit {
                     // Another run's order, or not an order id of firedrill's at all.
                     _ => self.ledger.foreign(),
                 };
+                if let Outcome::Processed {
+                    ack_to_seen_ms: Some(ms),
+                    ..
+                } = outcome
+                {
+                    if self.recent_latencies_ms.len() == RECENT_LATENCIES {
+                        self.recent_latencies_ms.pop_front();
+                    }
+                    self.recent_latencies_ms.push_back(ms);
+                }
                 self.metrics.record_outcome(&outcome, &record);
             }
         }
@@ -346,6 +373,21 @@ impl Audit {
             at_ms: now,
             totals,
             malformed: self.malformed,
+            recent_latency_p50_s: quantile(&self.recent_latencies_ms, 0.5),
+            recent_latency_p99_s: quantile(&self.recent_latencies_ms, 0.99),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let values: std::collections::VecDeque<u64> = (1..=100).map(|v| v * 10).collect();
+        assert_eq!(quantile(&values, 0.5), Some(0.5));
+        assert_eq!(quantile(&values, 0.99), Some(0.99));
+        assert_eq!(quantile(&Default::default(), 0.5), None);
     }
 }

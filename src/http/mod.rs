@@ -9,15 +9,34 @@
 //! | GET    | `/readyz`          | 200 once Kafka and Flink have answered, else 503 + why   |
 //! | GET    | `/generator`       | current rate, maximum, run id                            |
 //! | PUT    | `/generator/rate`  | `{"orders_per_second": N}`; 0 pauses                     |
+//! | GET    | `/faults`          | active faults                                            |
+//! | GET    | `/faults/targets`  | configured targets and groups, backends, actions         |
+//! | POST   | `/faults/{target}` | inject: `{"action": "kill", "duration": "30s"}` (optional) |
+//! | DELETE | `/faults/{id}`     | revert now                                               |
+//! | POST   | `/faults/reset`    | revert every active fault                                |
+//! | POST   | `/drills`          | start: `{"scenario": "taskmanager", "fault_duration": "30s"}` |
+//! | GET    | `/drills`          | every drill, newest first                                |
+//! | GET    | `/drills/{id}`     | live state and progress                                  |
+//! | GET    | `/drills/{id}/report?format=json\|md\|html` | the report                   |
+//! | POST   | `/drills/{id}/abort` | abort (reverts the fault at once)                      |
 //!
 //! An unknown path gets 404 and a known path with the wrong method 405 with `Allow`; every
-//! error body is JSON `{"error": "..."}` naming the problem. Handlers never wait on an
-//! upstream: they read state the background tasks keep.
+//! error body is JSON `{"error": "..."}` naming the problem. Mutations (PUT, POST, DELETE)
+//! need `Authorization: Bearer <http.token>` when a token is configured (401 without it,
+//! 403 with a wrong one); without a token firedrill refuses to listen beyond loopback.
+//! Mutations are rate limited (429). Handlers never wait on an upstream: they read state
+//! the background tasks keep.
 
+// Handlers return `Result<T, Response>` where the error is the finished 4xx response; it is
+// built at most once per request, so boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
+mod drills;
+mod faults;
 mod generator;
 mod health;
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -32,7 +51,10 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
-use crate::{generator as gen, metrics::Upstreams};
+use crate::{drills as drill, faults as fault, generator as gen, metrics::Upstreams};
+
+/// The governor limiter of mutations (one bucket for the whole API).
+pub type Limiter = governor::DefaultDirectRateLimiter;
 
 /// Request bodies above this size are refused (413).
 const BODY_LIMIT: usize = 64 * 1024;
@@ -41,15 +63,51 @@ const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Listen address; port 0 picks a free port (printed at start).
+    /// Listen address; port 0 picks a free port (printed at start). Without `token` it
+    /// must be a loopback address.
     pub listen: SocketAddr,
+    /// Bearer token required by mutating endpoints (better set from the environment:
+    /// `FIREDRILL_HTTP__TOKEN`). Unset: mutations are open, loopback only.
+    pub token: Option<String>,
+    /// Mutating requests allowed per minute (a burst of that many, refilled evenly).
+    pub mutations_per_minute: NonZeroU32,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9400)),
+            token: None,
+            mutations_per_minute: NonZeroU32::new(60).expect("non-zero"),
         }
+    }
+}
+
+impl Config {
+    /// The admin API is open without a token, so it must not be reachable from elsewhere.
+    pub fn validate(&self) -> Result<(), crate::config::Error> {
+        if let Some(token) = &self.token {
+            if token.len() < 16 {
+                return Err(crate::config::Error::invalid(
+                    "http.token",
+                    "must be at least 16 characters",
+                ));
+            }
+        } else if !self.listen.ip().is_loopback() {
+            return Err(crate::config::Error::invalid(
+                "http.listen",
+                format!(
+                    "{} is not a loopback address: set http.token to expose the admin API",
+                    self.listen
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The limiter of mutating requests.
+    pub fn limiter(&self) -> Limiter {
+        governor::RateLimiter::direct(governor::Quota::per_minute(self.mutations_per_minute))
     }
 }
 
@@ -61,6 +119,14 @@ pub struct State {
     pub upstreams: Upstreams,
     /// The generator's controls.
     pub generator: gen::Handle,
+    /// Fault injection.
+    pub faults: fault::Handle,
+    /// The drill runner.
+    pub drills: drill::Handle,
+    /// Bearer token of mutations, if configured.
+    pub token: Option<String>,
+    /// Rate limit of mutations.
+    pub limiter: Limiter,
 }
 
 /// The response body type of every handler.
@@ -131,13 +197,22 @@ impl Server {
 }
 
 /// The resources; see the module docs for the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     Metrics,
     Healthz,
     Readyz,
     Generator,
     GeneratorRate,
+    Faults,
+    FaultTargets,
+    FaultsReset,
+    /// `/faults/{x}`: a target (POST) or a fault id (DELETE).
+    Fault(String),
+    Drills,
+    Drill(String),
+    DrillReport(String),
+    DrillAbort(String),
 }
 
 impl Route {
@@ -150,6 +225,14 @@ impl Route {
             ["readyz"] => (Route::Readyz, &[Method::GET]),
             ["generator"] => (Route::Generator, &[Method::GET]),
             ["generator", "rate"] => (Route::GeneratorRate, &[Method::PUT]),
+            ["faults"] => (Route::Faults, &[Method::GET]),
+            ["faults", "targets"] => (Route::FaultTargets, &[Method::GET]),
+            ["faults", "reset"] => (Route::FaultsReset, &[Method::POST]),
+            ["faults", x] => (Route::Fault(x.to_string()), &[Method::POST, Method::DELETE]),
+            ["drills"] => (Route::Drills, &[Method::GET, Method::POST]),
+            ["drills", id] => (Route::Drill(id.to_string()), &[Method::GET]),
+            ["drills", id, "report"] => (Route::DrillReport(id.to_string()), &[Method::GET]),
+            ["drills", id, "abort"] => (Route::DrillAbort(id.to_string()), &[Method::POST]),
             _ => return None,
         })
     }
@@ -182,23 +265,109 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
         );
         return response;
     }
-    match route {
-        Route::Metrics => health::metrics(state),
-        Route::Healthz => health::healthz(),
-        Route::Readyz => health::readyz(state),
-        Route::Generator => generator::get(state),
-        Route::GeneratorRate => match read_json(req).await {
+    if req.method() != Method::GET {
+        if let Err(response) = authorize(&req, state) {
+            return response;
+        }
+    }
+    let method = req.method().clone();
+    let query = req.uri().query().map(str::to_string);
+    match (route, method) {
+        (Route::Metrics, _) => health::metrics(state),
+        (Route::Healthz, _) => health::healthz(),
+        (Route::Readyz, _) => health::readyz(state),
+        (Route::Generator, _) => generator::get(state),
+        (Route::GeneratorRate, _) => match read_json(req).await {
             Ok(body) => generator::put_rate(state, body),
             Err(response) => response,
         },
+        (Route::Faults, _) => faults::list(state).await,
+        (Route::FaultTargets, _) => faults::targets(state),
+        (Route::FaultsReset, _) => faults::reset(state).await,
+        (Route::Fault(id), Method::DELETE) => faults::revert(state, &id).await,
+        (Route::Fault(target), _) => match read_json_or_default(req).await {
+            Ok(body) => faults::inject(state, &target, body).await,
+            Err(response) => response,
+        },
+        (Route::Drills, Method::POST) => match read_json(req).await {
+            Ok(body) => drills::start(state, body).await,
+            Err(response) => response,
+        },
+        (Route::Drills, _) => drills::list(state).await,
+        (Route::Drill(id), _) => drills::get(state, &id).await,
+        (Route::DrillReport(id), _) => drills::report(state, &id, query.as_deref()).await,
+        (Route::DrillAbort(id), _) => drills::abort(state, &id).await,
     }
+}
+
+/// Token and rate limit of a mutating request.
+fn authorize(req: &Request<Incoming>, state: &State) -> Result<(), Response<Body>> {
+    if let Some(expected) = &state.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            None => {
+                let mut response = error(
+                    StatusCode::UNAUTHORIZED,
+                    "this endpoint needs Authorization: Bearer <http.token>",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
+                return Err(response);
+            }
+            Some(given) if !constant_time_eq(given.as_bytes(), expected.as_bytes()) => {
+                return Err(error(StatusCode::FORBIDDEN, "wrong token"));
+            }
+            Some(_) => {}
+        }
+    }
+    if state.limiter.check().is_err() {
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many mutating requests; see http.mutations_per_minute",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, "1".parse().expect("valid"));
+        return Err(response);
+    }
+    Ok(())
+}
+
+/// Compares without an early exit, so the time taken says nothing about the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Like [`read_json`], but an empty body means `T::default()`.
+async fn read_json_or_default<T: for<'de> Deserialize<'de> + Default>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
+    let bytes = read_body(req).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(&bytes)
 }
 
 /// Reads a JSON body of type `T`, or the 4xx response that says what is wrong with it.
 async fn read_json<T: for<'de> Deserialize<'de>>(
     req: Request<Incoming>,
 ) -> Result<T, Response<Body>> {
-    let bytes = Limited::new(req.into_body(), BODY_LIMIT)
+    parse_json(&read_body(req).await?)
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Response<Body>> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
+    Ok(Limited::new(req.into_body(), BODY_LIMIT)
         .collect()
         .await
         .map_err(|_| {
@@ -207,9 +376,7 @@ async fn read_json<T: for<'de> Deserialize<'de>>(
                 format!("body larger than {BODY_LIMIT} bytes"),
             )
         })?
-        .to_bytes();
-    serde_json::from_slice(&bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+        .to_bytes())
 }
 
 /// A JSON response.
@@ -242,5 +409,20 @@ mod tests {
         assert!(Route::resolve("/").is_none());
         assert!(Route::resolve("/metrics/extra").is_none());
         assert!(Route::resolve("/nope").is_none());
+        assert_eq!(
+            Route::resolve("/faults/kafka").unwrap().0,
+            Route::Fault("kafka".into())
+        );
+        assert_eq!(
+            Route::resolve("/faults/reset").unwrap().0,
+            Route::FaultsReset
+        );
+        assert_eq!(
+            Route::resolve("/drills/d-1/report").unwrap().0,
+            Route::DrillReport("d-1".into())
+        );
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
     }
 }

@@ -24,7 +24,10 @@ pub fn producer() -> FutureProducer {
 /// Produces one record and waits for its ack.
 pub async fn send(producer: &FutureProducer, topic: &str, key: &str, value: &str) {
     producer
-        .send(FutureRecord::to(topic).key(key).payload(value), Duration::from_secs(30))
+        .send(
+            FutureRecord::to(topic).key(key).payload(value),
+            Duration::from_secs(30),
+        )
         .await
         .map_err(|(e, _)| e)
         .expect("test record acked");
@@ -45,7 +48,9 @@ pub fn reader(topic: &str, start: impl Fn(i64, i64) -> i64) -> BaseConsumer {
         .create()
         .expect("test consumer");
     let timeout = Duration::from_secs(10);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout).expect("metadata");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .expect("metadata");
     let mut tpl = TopicPartitionList::new();
     for partition in metadata.topics()[0].partitions() {
         let (low, high) = consumer

@@ -1,0 +1,577 @@
+//! Benchmark of the real daemon (the release `firedrill serve`, started on `127.0.0.1:0` as the
+//! integration tests start it):
+//!
+//! 1. `/metrics` latency with a wide scrape: orders into a 100-partition topic
+//!    (`bench-orders-100`, created when missing) at 500/s, two watched consumer groups, so
+//!    lag series exist for 2 x 100 partitions. Once every partition has a lag series and has
+//!    received orders from this daemon, sequential `GET /metrics` on one keep-alive
+//!    connection, timed one by one: p50 / p99 / max and the body size.
+//! 2. Footprint at the seed's load: the default config (the pipeline's `orders` topic,
+//!    10 orders/s, Flink consuming), a warm-up, then RSS (`VmRSS`) sampled every second and
+//!    CPU (utime + stime from `/proc/PID/stat`) over the window, as % of one core.
+//!
+//! Owns nothing but its own measurements. The daemon's logs go to `target/bench/`.
+//!
+//! Run: `cargo bench --bench daemon` (needs the local stack: `compose/local/stack up`; cargo
+//! builds the release binary first); add `-- --quick` (or set `FIREDRILL_BENCH_QUICK=1`) for
+//! a smoke run with fewer requests and short windows.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs::File,
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use nix::{sys::signal, unistd::Pid};
+use rdkafka::{consumer::BaseConsumer, consumer::Consumer, ClientConfig};
+
+const BROKER: &str = "127.0.0.1:9092";
+const FLINK: &str = "127.0.0.1:8081";
+const WIDE_TOPIC: &str = "bench-orders-100";
+const WIDE_PARTITIONS: i32 = 100;
+const WIDE_RATE: u32 = 500;
+const WIDE_GROUPS: [&str; 2] = ["flink-order-processor", "bench-group"];
+
+const TARGET_P99_MS: f64 = 5.0;
+const TARGET_RSS_MIB: f64 = 30.0;
+const TARGET_CPU_PCT: f64 = 2.0;
+
+struct Plan {
+    requests: usize,
+    warm_up_requests: usize,
+    footprint_warm_up: Duration,
+    footprint_window: Duration,
+}
+
+type Rows = Vec<(String, String)>;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick")
+        || std::env::var_os("FIREDRILL_BENCH_QUICK").is_some_and(|v| v != "0");
+    let plan = if quick {
+        Plan {
+            requests: 200,
+            warm_up_requests: 20,
+            footprint_warm_up: Duration::from_secs(3),
+            footprint_window: Duration::from_secs(10),
+        }
+    } else {
+        Plan {
+            requests: 2_000,
+            warm_up_requests: 100,
+            footprint_warm_up: Duration::from_secs(10),
+            footprint_window: Duration::from_secs(60),
+        }
+    };
+    require_stack();
+    println!(
+        "firedrill daemon bench{}: binary {}",
+        if quick { " (quick)" } else { "" },
+        env!("CARGO_BIN_EXE_firedrill")
+    );
+    let mut rows = Vec::new();
+    rows.push(row("load before", loadavg()));
+    metrics_latency(&plan, &mut rows);
+    footprint(&plan, &mut rows);
+    rows.push(row("load after", loadavg()));
+
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    println!("{:width$}  value", "measure");
+    println!("{:-<width$}  {:-<40}", "", "");
+    for (name, value) in rows {
+        println!("{name:width$}  {value}");
+    }
+}
+
+/// Part 1: `/metrics` latency with lag series for 2 groups x 100 partitions.
+fn metrics_latency(plan: &Plan, rows: &mut Rows) {
+    ensure_topic(WIDE_TOPIC, WIDE_PARTITIONS);
+    let before = high_watermarks(WIDE_TOPIC, WIDE_PARTITIONS);
+    let config = tempfile::NamedTempFile::new().expect("temp config");
+    std::fs::write(
+        config.path(),
+        "# benches/daemon.rs: defaults, overridden from the environment\n",
+    )
+    .expect("write temp config");
+    let groups = format!("[{}]", WIDE_GROUPS.map(|g| format!("\"{g}\"")).join(", "));
+    let daemon = Daemon::start(
+        "metrics",
+        config.path(),
+        &[
+            ("FIREDRILL_KAFKA__ORDERS_TOPIC", WIDE_TOPIC),
+            ("FIREDRILL_GENERATOR__RATE", &WIDE_RATE.to_string()),
+            ("FIREDRILL_KAFKA__CONSUMER_GROUPS", &groups),
+        ],
+    );
+    println!(
+        "(1) daemon pid {} on {}, {WIDE_RATE} orders/s into {WIDE_TOPIC}; waiting for lag series \
+         of {} groups x {WIDE_PARTITIONS} partitions",
+        daemon.pid(),
+        daemon.addr,
+        WIDE_GROUPS.len()
+    );
+
+    let mut http = Http::connect(daemon.addr);
+    let waited = Instant::now();
+    let deadline = Duration::from_secs(90);
+    let body = loop {
+        let body = http.get("/metrics");
+        match missing_series(&body, &before) {
+            None => break body,
+            Some(why) if waited.elapsed() > deadline => {
+                panic!(
+                    "after {deadline:?} the daemon's /metrics is still incomplete: {why} (log: {})",
+                    daemon.log.display()
+                )
+            }
+            Some(_) => thread::sleep(Duration::from_millis(250)),
+        }
+    };
+    let series = body.lines().filter(|l| !l.starts_with('#')).count();
+    println!(
+        "(1) complete after {:.1} s: {series} series, {} bytes; timing {} GETs",
+        waited.elapsed().as_secs_f64(),
+        body.len(),
+        plan.requests
+    );
+
+    for _ in 0..plan.warm_up_requests {
+        http.get("/metrics");
+    }
+    let mut times = Vec::with_capacity(plan.requests);
+    let mut bytes = 0;
+    let started = Instant::now();
+    for _ in 0..plan.requests {
+        let start = Instant::now();
+        let body = http.get("/metrics");
+        times.push(start.elapsed());
+        bytes = body.len();
+    }
+    let total = started.elapsed();
+    times.sort();
+    let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+    let p99 = ms(pct(0.99));
+    rows.push(row(
+        "(1) /metrics: requests (keep-alive)",
+        format!(
+            "{} after {} warm-up, {:.0} req/s",
+            plan.requests,
+            plan.warm_up_requests,
+            plan.requests as f64 / total.as_secs_f64()
+        ),
+    ));
+    rows.push(row(
+        "(1) /metrics: series / body",
+        format!("{series} / {bytes} bytes"),
+    ));
+    rows.push(row("(1) /metrics: p50", format!("{:.3} ms", ms(pct(0.50)))));
+    rows.push(row(
+        "(1) /metrics: p99",
+        format!(
+            "{p99:.3} ms  (target < {TARGET_P99_MS} ms: {})",
+            verdict(p99 < TARGET_P99_MS)
+        ),
+    ));
+    rows.push(row(
+        "(1) /metrics: max",
+        format!("{:.3} ms", ms(*times.last().expect("requests"))),
+    ));
+    rows.push(row(
+        "(1) daemon RSS at the end",
+        format!("{:.1} MiB", daemon.rss_mib()),
+    ));
+    drop(http);
+    daemon.stop();
+}
+
+/// Why a scrape does not yet show a lag series for every group and partition, or a higher
+/// watermark than before the daemon started on every partition.
+fn missing_series(body: &str, before: &[i64]) -> Option<String> {
+    let mut lag: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
+    let mut high: BTreeMap<i32, i64> = BTreeMap::new();
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some((name, labels)) = series.split_once('{') else {
+            continue;
+        };
+        let label = |key: &str| {
+            labels
+                .trim_end_matches('}')
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+        };
+        if label("topic").as_deref() != Some(WIDE_TOPIC) {
+            continue;
+        }
+        let Some(partition) = label("partition").and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        match name {
+            "firedrill_kafka_consumer_lag_seconds" => {
+                if let Some(group) = label("group") {
+                    lag.entry(group).or_default().insert(partition);
+                }
+            }
+            "firedrill_kafka_high_watermark" => {
+                high.insert(partition, value.parse::<f64>().unwrap_or(0.0) as i64);
+            }
+            _ => {}
+        }
+    }
+    for group in WIDE_GROUPS {
+        let n = lag.get(group).map_or(0, BTreeSet::len);
+        if n < WIDE_PARTITIONS as usize {
+            return Some(format!(
+                "lag_seconds of group {group}: {n}/{WIDE_PARTITIONS} partitions"
+            ));
+        }
+    }
+    let fed = (0..WIDE_PARTITIONS)
+        .filter(|&p| high.get(&p).is_some_and(|&h| h > before[p as usize]))
+        .count();
+    (fed < WIDE_PARTITIONS as usize)
+        .then(|| format!("{fed}/{WIDE_PARTITIONS} partitions got orders from this daemon"))
+}
+
+/// Part 2: RSS and CPU at the seed's load (default config).
+fn footprint(plan: &Plan, rows: &mut Rows) {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/firedrill.toml");
+    let daemon = Daemon::start("footprint", &config, &[]);
+    println!(
+        "(2) daemon pid {} on {} with {}; warm-up {:?}, then sampling {:?}",
+        daemon.pid(),
+        daemon.addr,
+        config.display(),
+        plan.footprint_warm_up,
+        plan.footprint_window
+    );
+    let mut http = Http::connect(daemon.addr);
+    thread::sleep(plan.footprint_warm_up);
+    let ticks_per_s = clock_ticks();
+    let acked0 = acked_orders(&http.get("/metrics"));
+    let cpu0 = daemon.cpu_ticks();
+    let started = Instant::now();
+    let mut rss = Vec::new();
+    while started.elapsed() < plan.footprint_window {
+        rss.push(daemon.rss_mib());
+        thread::sleep(Duration::from_secs(1));
+    }
+    let cpu1 = daemon.cpu_ticks();
+    let wall = started.elapsed().as_secs_f64();
+    let acked1 = acked_orders(&http.get("/metrics"));
+    let cpu_pct = (cpu1 - cpu0) as f64 / ticks_per_s / wall * 100.0;
+    let rss_max = rss.iter().copied().fold(0.0, f64::max);
+    let rss_mean = rss.iter().sum::<f64>() / rss.len() as f64;
+    rows.push(row(
+        "(2) seed load: acked orders/s",
+        format!("{:.1} (over {wall:.0} s)", (acked1 - acked0) / wall),
+    ));
+    rows.push(row(
+        "(2) RSS mean / max",
+        format!(
+            "{rss_mean:.1} / {rss_max:.1} MiB  (target < {TARGET_RSS_MIB} MB: {})",
+            verdict(rss_max < TARGET_RSS_MIB)
+        ),
+    ));
+    rows.push(row(
+        "(2) CPU, % of one core",
+        format!(
+            "{cpu_pct:.2} %  ({} ticks, target < {TARGET_CPU_PCT} %: {})",
+            cpu1 - cpu0,
+            verdict(cpu_pct < TARGET_CPU_PCT)
+        ),
+    ));
+    rows.push(row("(2) threads", daemon.status_field("Threads:")));
+    drop(http);
+    daemon.stop();
+}
+
+/// `firedrill_generator_orders_total{outcome="acked"}`.
+fn acked_orders(body: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix("firedrill_generator_orders_total{outcome=\"acked\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("firedrill_generator_orders_total{outcome=\"acked\"} in /metrics")
+}
+
+/// A `firedrill serve` process; SIGTERM (then SIGKILL) when stopped or dropped.
+struct Daemon {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon on `127.0.0.1:0` with `config` and `env`; its logs go to
+    /// `target/bench/daemon-<name>.log`.
+    fn start(name: &str, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+        std::fs::create_dir_all(&dir).expect("create target/bench");
+        let log = dir.join(format!("daemon-{name}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("FIREDRILL_HTTP__LISTEN", "127.0.0.1:0")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).expect("create the daemon log"))
+            .spawn()
+            .expect("start firedrill");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("read firedrill's stdout");
+        let Some(addr) = line
+            .trim()
+            .strip_prefix("firedrill listening on http://")
+            .and_then(|a| a.parse().ok())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "firedrill did not start (first line {line:?}); its log {}:\n{}",
+                log.display(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        // Nothing else is expected on stdout, but a full pipe must never block the daemon.
+        thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Daemon { child, addr, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn status_field(&self, field: &str) -> String {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/PID/status")
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+    }
+
+    fn rss_mib(&self) -> f64 {
+        let kib: f64 = self
+            .status_field("VmRSS:")
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .expect("VmRSS in kB");
+        kib / 1024.0
+    }
+
+    /// utime + stime, in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("/proc/PID/stat");
+        // Fields after the command name (which may contain spaces): state is field 3, utime
+        // and stime are fields 14 and 15.
+        let rest = &stat[stat.rfind(')').expect("comm in stat") + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+    }
+
+    fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = signal::kill(pid, signal::Signal::SIGTERM);
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("firedrill (pid {pid}) ignored SIGTERM for 30 s: SIGKILL");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// HTTP/1.1 GETs on one keep-alive connection; enough of the protocol for `/metrics`.
+struct Http {
+    addr: SocketAddr,
+    reader: BufReader<TcpStream>,
+}
+
+impl Http {
+    fn connect(addr: SocketAddr) -> Http {
+        let stream = TcpStream::connect(addr).expect("connect to firedrill");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
+        Http {
+            addr,
+            reader: BufReader::with_capacity(256 * 1024, stream),
+        }
+    }
+
+    /// GET `path`; panics unless the answer is 200 with a Content-Length body.
+    fn get(&mut self, path: &str) -> String {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
+        self.reader
+            .get_mut()
+            .write_all(request.as_bytes())
+            .expect("send request");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        assert!(line.starts_with("HTTP/1.1 200"), "GET {path}: {line:?}");
+        let mut length = None;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("header line");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let length = length.unwrap_or_else(|| panic!("GET {path}: no Content-Length"));
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).expect("body");
+        String::from_utf8(body).expect("UTF-8 body")
+    }
+}
+
+/// Panics with a clear message unless the local stack's broker and Flink answer.
+fn require_stack() {
+    let missing: Vec<String> = [("kafka broker", BROKER), ("flink rest", FLINK)]
+        .into_iter()
+        .filter(|(_, addr)| {
+            let addr = addr.parse().expect("valid address");
+            TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err()
+        })
+        .map(|(name, addr)| format!("{name} {addr}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the local stack is not running ({} not reachable): start it with \
+         `compose/local/stack up` (or `make up`), then rerun",
+        missing.join(", ")
+    );
+}
+
+fn client_config() -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", BROKER)
+        .set("group.id", "firedrill-bench");
+    config
+}
+
+/// Creates `topic` with `partitions` unless it exists, then checks its partition count.
+fn ensure_topic(topic: &str, partitions: i32) {
+    let tansu = std::env::var_os("LOCAL_STACK_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/firedrill")))
+        .expect("HOME or LOCAL_STACK_CACHE")
+        .join("tansu/bin/tansu");
+    let out = Command::new(&tansu)
+        .args(["topic", "create", "--broker", &format!("tcp://{BROKER}")])
+        .args(["--partitions", &partitions.to_string(), topic])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): is the local stack installed?",
+                tansu.display()
+            )
+        });
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    let exists = text
+        .to_ascii_lowercase()
+        .replace(['_', ' '], "")
+        .contains("alreadyexists");
+    assert!(
+        out.status.success() || exists,
+        "could not create topic {topic}: {text}"
+    );
+
+    let probe: BaseConsumer = client_config().create().expect("metadata client");
+    let metadata = probe
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("metadata of topic {topic}: {e}"));
+    let found = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len());
+    assert_eq!(
+        found, partitions as usize,
+        "topic {topic} has {found} partitions, the bench needs {partitions}: delete it \
+         (`tansu topic delete`) and rerun"
+    );
+}
+
+/// The high watermark of every partition of `topic`, indexed by partition.
+fn high_watermarks(topic: &str, partitions: i32) -> Vec<i64> {
+    let probe: BaseConsumer = client_config().create().expect("watermark client");
+    (0..partitions)
+        .map(|p| {
+            probe
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("watermarks of {topic}/{p}: {e}"))
+                .1
+        })
+        .collect()
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on every Linux this runs on).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn row(name: &str, value: impl ToString) -> (String, String) {
+    (name.to_string(), value.to_string())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or("n/a".into(), |l| {
+        l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    })
+}

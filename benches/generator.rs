@@ -1,0 +1,424 @@
+//! Benchmark of the order generator's ceiling: the highest sustained rate of acked orders
+//! firedrill's real `generator::Generator` reaches against the local broker, next to a plain
+//! librdkafka producer sending records of the same size with the same producer settings, in
+//! the same run.
+//!
+//! Owns nothing but its own measurements. Both sides write into a dedicated topic
+//! (`bench-orders`, 2 partitions, created when missing), never the pipeline's `orders`, so
+//! Flink is not loaded. Each side runs `ROUNDS` times, alternating which goes first, and the
+//! median is reported: neither side gets all the warm broker.
+//!
+//! - firedrill: `Generator::build` as `app.rs` builds it (rate = max_rate = 1,000,000/s, an
+//!   audit `Event` channel drained here, an `AckIndex`), counting `Event::Acked`.
+//! - plain: a `BaseProducer` loop, one real order's JSON as the payload, keys shaped like
+//!   firedrill's, `poll(0)` after each send and, on `QueueFull`, poll then retry; counting
+//!   successful delivery reports.
+//!
+//! Each measurement discards a warm-up, then counts over a fixed window.
+//!
+//! Run: `cargo bench --bench generator` (needs the local stack: `compose/local/stack up`); add
+//! `-- --quick` (or set `FIREDRILL_BENCH_QUICK=1`) for a one-round smoke run with short windows.
+
+use std::{
+    fmt::Write as _,
+    net::TcpStream,
+    num::NonZeroU32,
+    process::Command,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use firedrill::{
+    audit::Event,
+    generator::{self, Generator},
+    kafka::{self, lag::AckIndex, TopicName},
+    order::Order,
+};
+use prometheus::Registry;
+use rdkafka::{
+    error::{KafkaError, RDKafkaErrorCode},
+    producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext},
+    ClientConfig, ClientContext,
+};
+use tokio_util::sync::CancellationToken;
+
+const BROKER: &str = "127.0.0.1:9092";
+const TOPIC: &str = "bench-orders";
+const PARTITIONS: i32 = 2;
+/// What `app.rs` gives the generator's ack index.
+const ACK_INDEX_CAPACITY: usize = 1_000_000;
+/// Above anything the local broker can take: the generator runs flat out.
+const UNBOUNDED_RATE: u32 = 1_000_000;
+/// firedrill >= this x the plain producer.
+const TARGET_RATIO: f64 = 0.8;
+
+/// How long each measurement runs.
+struct Plan {
+    rounds: usize,
+    warm_up: Duration,
+    window: Duration,
+}
+
+/// Counters one side's delivery path increments.
+#[derive(Default)]
+struct Counts {
+    acked: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// One measurement's result.
+struct Run {
+    acked_per_s: f64,
+    failed_per_s: f64,
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick")
+        || std::env::var_os("FIREDRILL_BENCH_QUICK").is_some_and(|v| v != "0");
+    let plan = if quick {
+        Plan {
+            rounds: 1,
+            warm_up: Duration::from_secs(1),
+            window: Duration::from_secs(3),
+        }
+    } else {
+        Plan {
+            rounds: 3,
+            warm_up: Duration::from_secs(3),
+            window: Duration::from_secs(10),
+        }
+    };
+    require_broker();
+    ensure_topic(TOPIC, PARTITIONS);
+
+    let payload = sample_payload();
+    println!(
+        "firedrill generator bench{}: topic {TOPIC} ({PARTITIONS} partitions), payload {} bytes, \
+         {} round(s) per side, {:?} warm-up + {:?} window each",
+        if quick { " (quick)" } else { "" },
+        payload.len(),
+        plan.rounds,
+        plan.warm_up,
+        plan.window,
+    );
+    println!("load before: {}", loadavg());
+
+    let mut ours = Vec::new();
+    let mut plain = Vec::new();
+    let mut rows = Vec::new();
+    for round in 0..plan.rounds {
+        // Alternate who goes first, so neither side always gets the warmer broker.
+        let order: [bool; 2] = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for firedrill_side in order {
+            let run = if firedrill_side {
+                run_firedrill(&plan, round)
+            } else {
+                run_plain(&plan, &payload)
+            };
+            let side = if firedrill_side {
+                "firedrill Generator"
+            } else {
+                "plain BaseProducer"
+            };
+            rows.push((
+                format!("round {} {side}", round + 1),
+                format!(
+                    "{:>9.0} acked/s  ({:.0}/s failed at the door)",
+                    run.acked_per_s, run.failed_per_s
+                ),
+            ));
+            if firedrill_side {
+                ours.push(run.acked_per_s);
+            } else {
+                plain.push(run.acked_per_s);
+            }
+        }
+    }
+    let ours = median(&mut ours);
+    let plain = median(&mut plain);
+    let ratio = ours / plain;
+    rows.push(row(
+        "median firedrill Generator",
+        format!("{ours:>9.0} acked/s"),
+    ));
+    rows.push(row(
+        "median plain BaseProducer",
+        format!("{plain:>9.0} acked/s"),
+    ));
+    rows.push(row(
+        "ratio firedrill / plain",
+        format!(
+            "{ratio:.2}  (target >= {TARGET_RATIO}: {})",
+            if ratio >= TARGET_RATIO {
+                "PASS"
+            } else {
+                "FAIL"
+            }
+        ),
+    ));
+    rows.push(row("load after", loadavg()));
+
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    println!("{:width$}  value", "measure");
+    println!("{:-<width$}  {:-<40}", "", "");
+    for (name, value) in rows {
+        println!("{name:width$}  {value}");
+    }
+}
+
+/// firedrill's real generator, built as `app.rs` builds it, flat out for one measurement.
+fn run_firedrill(plan: &Plan, round: usize) -> Run {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let kafka = kafka_config();
+    let rate = NonZeroU32::new(UNBOUNDED_RATE).expect("non-zero");
+    let config = generator::Config {
+        rate,
+        max_rate: rate,
+        ..generator::Config::default()
+    };
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let acks = Arc::new(Mutex::new(AckIndex::with_capacity(ACK_INDEX_CAPACITY)));
+    let registry = Registry::new();
+    let run_id = format!("rbench{round}");
+    let (generator, _handle) =
+        Generator::build(&config, &kafka, &run_id, events_tx, acks, &registry)
+            .expect("build the generator");
+
+    let counts = Arc::new(Counts::default());
+    let drained = counts.clone();
+    // The audit's side of the channel: count outcomes, as fast as they come.
+    let drain = runtime.spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Acked { .. } => drained.acked.fetch_add(1, Ordering::Relaxed),
+                Event::Failed { .. } => drained.failed.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+        }
+    });
+    let cancel = CancellationToken::new();
+    let running = runtime.spawn(generator.run(cancel.clone()));
+    let run = measure(plan, &counts);
+    cancel.cancel();
+    // The generator flushes what is in flight; then the producer (and its sender) drop.
+    runtime.block_on(running).expect("generator task");
+    runtime.block_on(drain).expect("drain task");
+    run
+}
+
+/// A plain librdkafka producer loop with firedrill's producer settings.
+fn run_plain(plan: &Plan, payload: &str) -> Run {
+    let counts = Arc::new(Counts::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer: BaseProducer<Counting> = producer_config()
+        .create_with_context(Counting(counts.clone()))
+        .expect("create the plain producer");
+    let sender = {
+        let stop = stop.clone();
+        let payload = payload.to_string();
+        thread::spawn(move || {
+            let mut key = String::with_capacity(32);
+            let mut seq = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // Same shape and size as firedrill's keys (`run-seq`): same spread over
+                // partitions.
+                key.clear();
+                let _ = write!(key, "rplainbench-{seq}");
+                seq += 1;
+                let mut record = BaseRecord::to(TOPIC).key(&key).payload(&payload);
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                            producer.poll(Duration::from_millis(10));
+                            record = r;
+                        }
+                        Err((error, _)) => {
+                            counts_failed(&producer, &error);
+                            break;
+                        }
+                    }
+                }
+                producer.poll(Duration::ZERO);
+            }
+            if let Err(error) = producer.flush(Duration::from_secs(10)) {
+                eprintln!("plain producer: records still in flight at the end: {error}");
+            }
+        })
+    };
+    let run = measure(plan, &counts);
+    stop.store(true, Ordering::Relaxed);
+    sender.join().expect("plain producer thread");
+    run
+}
+
+fn counts_failed(producer: &BaseProducer<Counting>, error: &KafkaError) {
+    producer.context().0.failed.fetch_add(1, Ordering::Relaxed);
+    eprintln!("plain producer: send failed: {error}");
+}
+
+/// Waits out the warm-up, then returns the rates over the window.
+fn measure(plan: &Plan, counts: &Counts) -> Run {
+    thread::sleep(plan.warm_up);
+    let (acked0, failed0) = (
+        counts.acked.load(Ordering::Relaxed),
+        counts.failed.load(Ordering::Relaxed),
+    );
+    let start = Instant::now();
+    thread::sleep(plan.window);
+    let (acked1, failed1) = (
+        counts.acked.load(Ordering::Relaxed),
+        counts.failed.load(Ordering::Relaxed),
+    );
+    let secs = start.elapsed().as_secs_f64();
+    Run {
+        acked_per_s: (acked1 - acked0) as f64 / secs,
+        failed_per_s: (failed1 - failed0) as f64 / secs,
+    }
+}
+
+/// Counts successful and failed delivery reports.
+struct Counting(Arc<Counts>);
+
+impl ClientContext for Counting {}
+
+impl ProducerContext for Counting {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let counter = if result.is_ok() {
+            &self.0.acked
+        } else {
+            &self.0.failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The `[kafka]` section the generator gets, pointed at the bench topic.
+fn kafka_config() -> kafka::Config {
+    kafka::Config {
+        bootstrap_servers: BROKER.to_string(),
+        orders_topic: TopicName::new(TOPIC).expect("valid topic name"),
+        ..kafka::Config::default()
+    }
+}
+
+/// firedrill's client settings plus the producer settings `Generator::build` applies (kept in
+/// step with src/generator.rs by hand).
+fn producer_config() -> ClientConfig {
+    let defaults = generator::Config::default();
+    let mut config = kafka_config().client_config();
+    config
+        .set("enable.idempotence", "false")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set(
+            "queue.buffering.max.messages",
+            defaults.max_in_flight.to_string(),
+        )
+        .set(
+            "message.timeout.ms",
+            defaults.delivery_timeout.as_millis().to_string(),
+        );
+    config
+}
+
+/// One real order's JSON, so both sides send the same size.
+fn sample_payload() -> String {
+    let order = Order {
+        run_id: "rbench0".to_string(),
+        seq: 1_234_567,
+        customer: 417,
+        product: 3,
+        quantity: 2,
+        price_cents: firedrill::order::CATALOGUE[3].price_cents,
+        event_time_ms: 1_764_000_000_000,
+    };
+    let mut json = String::new();
+    order.write_json(&mut json);
+    json
+}
+
+/// Panics with a clear message unless the local broker answers.
+fn require_broker() {
+    let addr = BROKER.parse().expect("valid address");
+    if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+        panic!(
+            "the local stack is not running (kafka broker {BROKER} not reachable): start it with \
+             `compose/local/stack up` (or `make up`), then rerun"
+        );
+    }
+}
+
+/// Creates `topic` with `partitions` unless it exists, then checks its partition count.
+fn ensure_topic(topic: &str, partitions: i32) {
+    let tansu = std::env::var_os("LOCAL_STACK_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/firedrill"))
+        })
+        .expect("HOME or LOCAL_STACK_CACHE")
+        .join("tansu/bin/tansu");
+    let out = Command::new(&tansu)
+        .args(["topic", "create", "--broker", &format!("tcp://{BROKER}")])
+        .args(["--partitions", &partitions.to_string(), topic])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): is the local stack installed?",
+                tansu.display()
+            )
+        });
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    let exists = text
+        .to_ascii_lowercase()
+        .replace(['_', ' '], "")
+        .contains("alreadyexists");
+    assert!(
+        out.status.success() || exists,
+        "could not create topic {topic}: {text}"
+    );
+
+    let probe: BaseProducer = kafka_config()
+        .client_config()
+        .create()
+        .expect("metadata client");
+    let metadata = probe
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("metadata of topic {topic}: {e}"));
+    let found = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len());
+    assert_eq!(
+        found, partitions as usize,
+        "topic {topic} has {found} partitions, the bench needs {partitions}: delete it \
+         (`tansu topic delete`) and rerun"
+    );
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn row(name: &str, value: impl ToString) -> (String, String) {
+    (name.to_string(), value.to_string())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or("n/a".into(), |l| {
+        l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    })
+}

@@ -1,0 +1,638 @@
+//! Drills: one at a time, baseline -> fault -> recovery -> drain -> report.
+//!
+//! - `phases`: pure phase detection over per-second observations;
+//! - `runner`: runs one scenario against the live sources (audit, lag, Flink) and faults;
+//! - `report`, `render`, `compare`: the versioned report model, its Markdown/HTML renderers
+//!   and the comparison of two reports;
+//! - this file: the `[drills]` config, the request and live view types, and the [`Drills`]
+//!   actor that owns the drill registry, allows one drill at a time, persists reports in the
+//!   state folder and exports the latest figures per scenario.
+
+pub mod compare;
+pub mod phases;
+pub mod render;
+pub mod report;
+pub mod runner;
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use prometheus::{GaugeVec, IntCounterVec, IntGauge, Opts, Registry};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use self::{
+    report::{Report, Verdict},
+    runner::Sources,
+};
+use crate::{clock::now_ms, metrics::register};
+
+/// `[drills]`: timings of the drill runner.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Folder where reports are kept (one JSON file per drill).
+    pub state_dir: PathBuf,
+    /// The steady-state gate: the pipeline must be healthy for this long before a fault.
+    #[serde(with = "crate::config::duration")]
+    pub gate: Duration,
+    /// How long the baseline is measured.
+    #[serde(with = "crate::config::duration")]
+    pub baseline: Duration,
+    /// How long a fault lasts when the request gives no duration.
+    #[serde(with = "crate::config::duration")]
+    pub fault_duration: Duration,
+    /// How long after the revert recovery may take before the drill says "not recovered".
+    #[serde(with = "crate::config::duration")]
+    pub recovery_timeout: Duration,
+    /// How long the audit may take to see every order acked during the drill; what is
+    /// still unseen then counts as lost.
+    #[serde(with = "crate::config::duration")]
+    pub drain_timeout: Duration,
+    /// Whether the pipeline's sink is at-least-once (duplicates after a failure are then
+    /// expected and do not fail the integrity verdict). The local stack's sink is.
+    pub at_least_once: bool,
+    /// Command that resubmits the Flink job after a JobManager loss (the job is gone without
+    /// HA); `{checkpoint}` is replaced by the latest retained checkpoint's path. Empty: no
+    /// resubmission.
+    pub resubmit: Vec<String>,
+    /// How long the job may be missing after the JobManager is back before it is resubmitted.
+    #[serde(with = "crate::config::duration")]
+    pub resubmit_after: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: PathBuf::from(".stack/firedrill/reports"),
+            gate: Duration::from_secs(10),
+            baseline: Duration::from_secs(20),
+            fault_duration: Duration::from_secs(30),
+            recovery_timeout: Duration::from_secs(120),
+            drain_timeout: Duration::from_secs(60),
+            at_least_once: true,
+            resubmit: [
+                "compose/local/stack",
+                "submit",
+                "--from-checkpoint",
+                "{checkpoint}",
+            ]
+            .map(String::from)
+            .to_vec(),
+            resubmit_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A drill scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Kill a TaskManager (any one unless `target` names one).
+    Taskmanager,
+    /// Kill the JobManager; the job is resubmitted from the latest checkpoint.
+    Jobmanager,
+    /// Stop the Kafka broker.
+    Kafka,
+    /// All three in sequence, with the steady-state gate between them.
+    Comprehensive,
+}
+
+impl Scenario {
+    /// The name used in reports, metrics and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Taskmanager => "taskmanager",
+            Scenario::Jobmanager => "jobmanager",
+            Scenario::Kafka => "kafka",
+            Scenario::Comprehensive => "comprehensive",
+        }
+    }
+
+    /// Parses a scenario name.
+    pub fn parse(s: &str) -> Option<Scenario> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+/// `POST /drills` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillRequest {
+    /// What to break.
+    pub scenario: Scenario,
+    /// How long the fault lasts (`"30s"`); `[drills] fault_duration` when absent.
+    #[serde(default, with = "optional_duration")]
+    pub fault_duration: Option<Duration>,
+    /// Baseline length; `[drills] baseline` when absent.
+    #[serde(default, with = "optional_duration")]
+    pub baseline: Option<Duration>,
+    /// A fault target other than the scenario's default (e.g. `taskmanager-2`).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// A fault action other than the scenario's default.
+    #[serde(default)]
+    pub action: Option<crate::faults::Action>,
+    /// Free text naming this drill in comparisons.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+mod optional_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => {
+                let parsed = humantime::parse_duration(&s).map_err(|e| {
+                    serde::de::Error::custom(format!("not a duration ({e}): {s:?}"))
+                })?;
+                if parsed.is_zero() {
+                    return Err(serde::de::Error::custom(
+                        "duration must be greater than zero",
+                    ));
+                }
+                Ok(Some(parsed))
+            }
+        }
+    }
+}
+
+/// Where a drill is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrillState {
+    /// Checking the steady state.
+    Gating,
+    /// Measuring the baseline.
+    Baseline,
+    /// The fault is in effect.
+    Fault,
+    /// Reverted; waiting for recovery.
+    Recovering,
+    /// Waiting for the audit to see every order.
+    Draining,
+    /// Finished; the report is available.
+    Done,
+    /// The steady-state gate refused the drill.
+    Refused,
+    /// Aborted on request (the fault was reverted).
+    Aborted,
+    /// Failed (e.g. the fault could not be injected); see `message`.
+    Failed,
+}
+
+impl DrillState {
+    /// Whether the drill has ended.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DrillState::Done | DrillState::Refused | DrillState::Aborted | DrillState::Failed
+        )
+    }
+}
+
+/// What `GET /drills/{id}` shows: live phase and progress.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillView {
+    /// Drill id.
+    pub id: String,
+    /// Scenario.
+    pub scenario: Scenario,
+    /// Operator's label.
+    pub label: Option<String>,
+    /// Where it is.
+    pub state: DrillState,
+    /// For comprehensive drills: which part (1-based) of how many.
+    pub part: Option<(usize, usize)>,
+    /// When it started, unix ms.
+    pub started_at_ms: i64,
+    /// When the current state began, unix ms.
+    pub state_since_ms: i64,
+    /// Human-readable progress or the reason it was refused/failed.
+    pub message: String,
+    /// When done: the integrity verdict.
+    pub integrity: Option<Verdict>,
+}
+
+/// Why a drill command was refused; `http_status()` for the API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another drill is running.
+    #[error("drill {0} is still running; one drill at a time")]
+    Busy(String),
+    /// No such drill.
+    #[error("no drill {0}")]
+    NotFound(String),
+    /// The drill has not produced a report (yet).
+    #[error("drill {id} has no report ({state:?})")]
+    NoReport { id: String, state: DrillState },
+    /// The report file could not be read or written.
+    #[error("report storage: {0}")]
+    Storage(String),
+    /// The actor is gone (shutting down).
+    #[error("drill runner stopped")]
+    Stopped,
+}
+
+impl Error {
+    /// The HTTP status for this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::Busy(_) => 409,
+            Error::NotFound(_) => 404,
+            Error::NoReport { .. } => 409,
+            Error::Storage(_) => 500,
+            Error::Stopped => 503,
+        }
+    }
+}
+
+enum Command {
+    Start(DrillRequest, oneshot::Sender<Result<DrillView, Error>>),
+    Abort(String, oneshot::Sender<Result<DrillView, Error>>),
+    Get(String, oneshot::Sender<Result<DrillView, Error>>),
+    List(oneshot::Sender<Vec<DrillView>>),
+}
+
+/// Talks to the [`Drills`] actor; cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+    state_dir: PathBuf,
+}
+
+impl Handle {
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(command(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Starts a drill (it runs in the background); refused while another one runs.
+    pub async fn start(&self, request: DrillRequest) -> Result<DrillView, Error> {
+        self.ask(|tx| Command::Start(request, tx)).await?
+    }
+
+    /// Aborts a running drill: its fault is reverted at once.
+    pub async fn abort(&self, id: &str) -> Result<DrillView, Error> {
+        self.ask(|tx| Command::Abort(id.to_string(), tx)).await?
+    }
+
+    /// The live view of a drill.
+    pub async fn get(&self, id: &str) -> Result<DrillView, Error> {
+        self.ask(|tx| Command::Get(id.to_string(), tx)).await?
+    }
+
+    /// Every drill known (running and past), newest first.
+    pub async fn list(&self) -> Result<Vec<DrillView>, Error> {
+        self.ask(Command::List).await
+    }
+
+    /// A finished drill's report, read from the state folder.
+    pub async fn report(&self, id: &str) -> Result<Report, Error> {
+        let view = self.get(id).await?;
+        if view.state != DrillState::Done {
+            return Err(Error::NoReport {
+                id: id.to_string(),
+                state: view.state,
+            });
+        }
+        read_report(&self.state_dir, id)
+    }
+}
+
+fn report_path(dir: &std::path::Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.json"))
+}
+
+fn read_report(dir: &std::path::Path, id: &str) -> Result<Report, Error> {
+    let text = std::fs::read_to_string(report_path(dir, id))
+        .map_err(|e| Error::Storage(format!("{id}: {e}")))?;
+    Report::from_json(&text).map_err(|e| Error::Storage(format!("{id}: {e}")))
+}
+
+/// Latest figures per scenario, and drill counts.
+#[derive(Clone)]
+struct Metrics {
+    running: IntGauge,
+    drills: IntCounterVec,
+    last: GaugeVec,
+}
+
+impl Metrics {
+    fn register(registry: &Registry) -> Self {
+        Metrics {
+            running: register(
+                registry,
+                IntGauge::new("firedrill_drill_running", "1 while a drill runs.")
+                    .expect("valid metric"),
+            ),
+            drills: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "firedrill_drills_total",
+                        "Drills by scenario and how they ended (done, refused, aborted, failed).",
+                    ),
+                    &["scenario", "state"],
+                )
+                .expect("valid metric"),
+            ),
+            last: register(
+                registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "firedrill_drill_last",
+                        "Figures of the latest finished drill per scenario: downtime_seconds, recovery_seconds, lost_orders, duplicate_orders, revenue_lost_dollars, revenue_delayed_dollars, degradation_percent, integrity_pass (1/0).",
+                    ),
+                    &["scenario", "figure"],
+                )
+                .expect("valid metric"),
+            ),
+        }
+    }
+
+    fn record_report(&self, report: &Report) {
+        let s = report.scenario.as_str();
+        let set = |figure: &str, value: Option<f64>| match value {
+            Some(v) => self.last.with_label_values(&[s, figure]).set(v),
+            None => {
+                let _ = self.last.remove_label_values(&[s, figure]);
+            }
+        };
+        set("downtime_seconds", report.downtime_s);
+        set("recovery_seconds", report.recovery_time_s);
+        set("lost_orders", Some(report.orders.lost as f64));
+        set("duplicate_orders", Some(report.orders.duplicates as f64));
+        set("revenue_lost_dollars", Some(report.revenue.lost_dollars));
+        set(
+            "revenue_delayed_dollars",
+            Some(report.revenue.delayed_dollars),
+        );
+        set(
+            "degradation_percent",
+            Some(report.throughput.degradation_pct),
+        );
+        set(
+            "integrity_pass",
+            Some(f64::from(u8::from(
+                report.integrity.verdict == Verdict::Pass,
+            ))),
+        );
+    }
+}
+
+struct Current {
+    id: String,
+    cancel: CancellationToken,
+    view: watch::Receiver<DrillView>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+/// Owns the drill registry and runs one drill at a time.
+pub struct Drills {
+    config: Config,
+    sources: Sources,
+    metrics: Metrics,
+    commands: mpsc::Receiver<Command>,
+    finished: BTreeMap<String, DrillView>,
+    current: Option<Current>,
+    next: u32,
+}
+
+impl Drills {
+    /// Creates the state folder and reads the reports already in it.
+    pub fn build(
+        config: &Config,
+        sources: Sources,
+        registry: &Registry,
+    ) -> Result<(Drills, Handle), Error> {
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|e| Error::Storage(format!("{}: {e}", config.state_dir.display())))?;
+        let mut finished = BTreeMap::new();
+        let entries = std::fs::read_dir(&config.state_dir)
+            .map_err(|e| Error::Storage(format!("{}: {e}", config.state_dir.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            match read_report(&config.state_dir, id) {
+                Ok(report) => {
+                    finished.insert(id.to_string(), view_of_report(&report));
+                }
+                Err(error) => warn!(%error, "skipping unreadable report"),
+            }
+        }
+        let (tx, rx) = mpsc::channel(16);
+        let drills = Drills {
+            config: config.clone(),
+            sources,
+            metrics: Metrics::register(registry),
+            commands: rx,
+            finished,
+            current: None,
+            next: 0,
+        };
+        let handle = Handle {
+            commands: tx,
+            state_dir: config.state_dir.clone(),
+        };
+        Ok((drills, handle))
+    }
+
+    /// Serves commands until cancelled; a running drill is aborted (its fault reverted)
+    /// before this returns.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                command = self.commands.recv() => match command {
+                    Some(command) => self.serve(command),
+                    None => break,
+                },
+            }
+        }
+        if let Some(current) = self.current.take() {
+            info!(drill = %current.id, "aborting the running drill for shutdown");
+            current.cancel.cancel();
+            let _ = current.done.await;
+        }
+    }
+
+    fn serve(&mut self, command: Command) {
+        self.reap();
+        match command {
+            Command::Start(request, reply) => {
+                let _ = reply.send(self.start(request));
+            }
+            Command::Abort(id, reply) => {
+                let result = match &self.current {
+                    Some(c) if c.id == id => {
+                        c.cancel.cancel();
+                        Ok(c.view.borrow().clone())
+                    }
+                    _ => self.view(&id),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Get(id, reply) => {
+                let _ = reply.send(self.view(&id));
+            }
+            Command::List(reply) => {
+                let mut all: Vec<DrillView> = self.finished.values().cloned().collect();
+                if let Some(c) = &self.current {
+                    all.push(c.view.borrow().clone());
+                }
+                all.sort_by_key(|v| std::cmp::Reverse(v.started_at_ms));
+                let _ = reply.send(all);
+            }
+        }
+    }
+
+    fn view(&self, id: &str) -> Result<DrillView, Error> {
+        match &self.current {
+            Some(c) if c.id == id => Ok(c.view.borrow().clone()),
+            _ => self
+                .finished
+                .get(id)
+                .cloned()
+                .ok_or_else(|| Error::NotFound(id.to_string())),
+        }
+    }
+
+    /// Moves a finished drill from `current` to `finished`.
+    fn reap(&mut self) {
+        let ended = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.view.borrow().state.is_final() && c.done.is_finished());
+        if ended {
+            let current = self.current.take().expect("checked");
+            let view = current.view.borrow().clone();
+            self.finished.insert(current.id, view);
+        }
+    }
+
+    fn start(&mut self, request: DrillRequest) -> Result<DrillView, Error> {
+        if let Some(c) = &self.current {
+            return Err(Error::Busy(c.id.clone()));
+        }
+        self.next += 1;
+        let id = format!("d-{:x}-{}", now_ms(), self.next);
+        let now = now_ms();
+        let view = DrillView {
+            id: id.clone(),
+            scenario: request.scenario,
+            label: request.label.clone(),
+            state: DrillState::Gating,
+            part: None,
+            started_at_ms: now,
+            state_since_ms: now,
+            message: "checking the steady state".to_string(),
+            integrity: None,
+        };
+        let (tx, rx) = watch::channel(view.clone());
+        let cancel = CancellationToken::new();
+        let drill = runner::Drill {
+            id: id.clone(),
+            request,
+            config: self.config.clone(),
+            sources: self.sources.clone(),
+            progress: tx,
+            cancel: cancel.clone(),
+        };
+        let state_dir = self.config.state_dir.clone();
+        let metrics = self.metrics.clone();
+        metrics.running.set(1);
+        let done = tokio::spawn(async move {
+            let scenario = drill.request.scenario;
+            let progress = drill.progress.clone();
+            let outcome = drill.run().await;
+            let state = match outcome {
+                Ok(report) => {
+                    let path = report_path(&state_dir, &report.id);
+                    match std::fs::write(&path, report.to_json()) {
+                        Ok(()) => {
+                            metrics.record_report(&report);
+                            info!(drill = %report.id, verdict = report.integrity.verdict.as_str(), path = %path.display(), "drill done");
+                            progress.send_modify(|v| {
+                                v.state = DrillState::Done;
+                                v.integrity = Some(report.integrity.verdict);
+                                v.message = format!(
+                                    "done: integrity {}",
+                                    report.integrity.verdict.as_str()
+                                );
+                            });
+                            DrillState::Done
+                        }
+                        Err(error) => {
+                            let message =
+                                format!("report not saved to {}: {error}", path.display());
+                            progress.send_modify(|v| {
+                                v.state = DrillState::Failed;
+                                v.message = message;
+                            });
+                            DrillState::Failed
+                        }
+                    }
+                }
+                Err((state, message)) => {
+                    warn!(%message, ?state, "drill ended without a report");
+                    progress.send_modify(|v| {
+                        v.state = state;
+                        v.message = message;
+                    });
+                    state
+                }
+            };
+            progress.send_modify(|v| v.state_since_ms = now_ms());
+            metrics
+                .drills
+                .with_label_values(&[scenario.as_str(), state_label(state)])
+                .inc();
+            metrics.running.set(0);
+        });
+        self.current = Some(Current {
+            id,
+            cancel,
+            view: rx,
+            done,
+        });
+        Ok(view)
+    }
+}
+
+fn state_label(state: DrillState) -> &'static str {
+    match state {
+        DrillState::Done => "done",
+        DrillState::Refused => "refused",
+        DrillState::Aborted => "aborted",
+        _ => "failed",
+    }
+}
+
+fn view_of_report(report: &Report) -> DrillView {
+    DrillView {
+        id: report.id.clone(),
+        scenario: Scenario::parse(&report.scenario).unwrap_or(Scenario::Comprehensive),
+        label: report.label.clone(),
+        state: DrillState::Done,
+        part: None,
+        started_at_ms: report.started_at_ms,
+        state_since_ms: report.ended_at_ms,
+        message: format!("done: integrity {}", report.integrity.verdict.as_str()),
+        integrity: Some(report.integrity.verdict),
+    }
+}

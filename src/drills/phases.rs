@@ -1,0 +1,273 @@
+//! Pure recovery-phase detection: turns one observation per second (audit totals, Flink job
+//! state, lag) into the drill's phase timestamps and timeline samples.
+//!
+//! Rules (documented in the report schema too):
+//! - degradation detected: first observation after the injection where processed throughput
+//!   is below half the baseline for two observations in a row, or the job is not RUNNING;
+//! - job running again: first observation RUNNING after the job was seen not RUNNING;
+//! - first output: first observation after degradation with new processed orders;
+//! - recovered: after the revert, throughput >= 90% of baseline and in-flight orders back to
+//!   the baseline level (twice the baseline in-flight, at least two seconds of orders), for
+//!   three observations in a row; the phase is stamped at the first of the three.
+//!
+//! No I/O, no clocks.
+
+use super::report::Sample;
+
+/// Consecutive observations below half the baseline that count as degradation.
+const DEGRADED_STREAK: u32 = 2;
+/// Consecutive healthy observations that count as recovery.
+const RECOVERED_STREAK: u32 = 3;
+
+/// What the runner observed at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// When, unix ms.
+    pub at_ms: i64,
+    /// Orders processed so far (first sightings; cumulative).
+    pub processed: u64,
+    /// Acked orders not yet seen (in flight + missing + lost).
+    pub unseen: u64,
+    /// Revenue at risk, cents.
+    pub at_risk_cents: u64,
+    /// Lag of the pipeline's group, messages, when known.
+    pub lag_messages: Option<i64>,
+    /// Whether the watched Flink job is RUNNING.
+    pub job_running: bool,
+}
+
+/// Phase timestamps found so far (unix ms).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phases {
+    /// Degradation detected.
+    pub degraded_at: Option<i64>,
+    /// Job RUNNING again after being seen down.
+    pub job_running_at: Option<i64>,
+    /// First new output after the degradation.
+    pub first_output_at: Option<i64>,
+    /// Recovered (see the module docs).
+    pub recovered_at: Option<i64>,
+}
+
+/// Baseline levels the detection compares with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Levels {
+    /// Processed orders per second.
+    pub orders_per_s: f64,
+    /// Acked-but-unseen orders, average.
+    pub unseen: f64,
+}
+
+/// Consumes observations; see the module docs.
+#[derive(Debug)]
+pub struct Tracker {
+    baseline: Levels,
+    prev: Option<Observation>,
+    samples: Vec<Sample>,
+    phases: Phases,
+    injected: bool,
+    reverted: bool,
+    job_was_down: bool,
+    low_streak: u32,
+    good_streak: u32,
+    good_since: Option<i64>,
+    peak_at_risk_cents: u64,
+}
+
+impl Tracker {
+    /// A tracker comparing with `baseline`.
+    pub fn new(baseline: Levels) -> Tracker {
+        Tracker {
+            baseline,
+            prev: None,
+            samples: Vec::new(),
+            phases: Phases::default(),
+            injected: false,
+            reverted: false,
+            job_was_down: false,
+            low_streak: 0,
+            good_streak: 0,
+            good_since: None,
+            peak_at_risk_cents: 0,
+        }
+    }
+
+    /// From now on observations are after the injection.
+    pub fn injected(&mut self) {
+        self.injected = true;
+    }
+
+    /// From now on observations are after the revert.
+    pub fn reverted(&mut self) {
+        self.reverted = true;
+    }
+
+    /// Phases found so far.
+    pub fn phases(&self) -> &Phases {
+        &self.phases
+    }
+
+    /// Timeline samples so far.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Highest revenue at risk observed, cents.
+    pub fn peak_at_risk_cents(&self) -> u64 {
+        self.peak_at_risk_cents
+    }
+
+    /// Mean processed orders/s over the samples within `[from_ms, to_ms]`.
+    pub fn mean_rate(&self, from_ms: i64, to_ms: i64) -> Option<f64> {
+        let rates: Vec<f64> = self
+            .samples
+            .iter()
+            .filter(|s| s.at_ms >= from_ms && s.at_ms <= to_ms)
+            .map(|s| s.processed_per_s)
+            .collect();
+        (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
+    }
+
+    /// Feeds one observation.
+    pub fn observe(&mut self, obs: Observation) {
+        self.peak_at_risk_cents = self.peak_at_risk_cents.max(obs.at_risk_cents);
+        let Some(prev) = self.prev.replace(obs.clone()) else {
+            return;
+        };
+        let dt = (obs.at_ms - prev.at_ms).max(1) as f64 / 1000.0;
+        let new_output = obs.processed.saturating_sub(prev.processed);
+        let rate = new_output as f64 / dt;
+        self.samples.push(Sample {
+            at_ms: obs.at_ms,
+            processed_per_s: rate,
+            lag_messages: obs.lag_messages,
+            revenue_at_risk_dollars: obs.at_risk_cents as f64 / 100.0,
+            in_flight: obs.unseen,
+        });
+        if !self.injected {
+            return;
+        }
+        let p = &mut self.phases;
+        if !obs.job_running {
+            self.job_was_down = true;
+        } else if self.job_was_down && p.job_running_at.is_none() {
+            p.job_running_at = Some(obs.at_ms);
+        }
+        if p.degraded_at.is_none() {
+            self.low_streak = if rate < self.baseline.orders_per_s * 0.5 {
+                self.low_streak + 1
+            } else {
+                0
+            };
+            if !obs.job_running || self.low_streak >= DEGRADED_STREAK {
+                p.degraded_at = Some(obs.at_ms);
+            }
+        } else if p.first_output_at.is_none() && new_output > 0 {
+            p.first_output_at = Some(obs.at_ms);
+        }
+        if self.reverted && p.recovered_at.is_none() {
+            let unseen_ok = (obs.unseen as f64)
+                <= (self.baseline.unseen * 2.0).max(self.baseline.orders_per_s * 2.0);
+            let healthy = obs.job_running && rate >= self.baseline.orders_per_s * 0.9 && unseen_ok;
+            if healthy {
+                self.good_streak += 1;
+                self.good_since.get_or_insert(obs.at_ms);
+            } else {
+                self.good_streak = 0;
+                self.good_since = None;
+            }
+            if self.good_streak >= RECOVERED_STREAK {
+                p.recovered_at = self.good_since;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(t: i64, processed: u64, unseen: u64, running: bool) -> Observation {
+        Observation {
+            at_ms: t * 1000,
+            processed,
+            unseen,
+            at_risk_cents: unseen * 100,
+            lag_messages: None,
+            job_running: running,
+        }
+    }
+
+    fn tracker() -> Tracker {
+        Tracker::new(Levels {
+            orders_per_s: 10.0,
+            unseen: 2.0,
+        })
+    }
+
+    #[test]
+    fn a_taskmanager_kill_timeline() {
+        let mut t = tracker();
+        // Baseline: 10/s.
+        for s in 0..5 {
+            t.observe(obs(s, s as u64 * 10, 2, true));
+        }
+        t.injected();
+        // Output stops while the job restarts; the job goes RESTARTING at 7.
+        t.observe(obs(5, 42, 10, true));
+        assert_eq!(t.phases().degraded_at, None, "one low observation is noise");
+        t.observe(obs(6, 42, 20, true));
+        assert_eq!(t.phases().degraded_at, Some(6_000), "two low observations");
+        t.observe(obs(7, 42, 30, false));
+        t.reverted();
+        t.observe(obs(8, 42, 40, false));
+        t.observe(obs(9, 52, 40, true));
+        assert_eq!(t.phases().job_running_at, Some(9_000));
+        assert_eq!(t.phases().first_output_at, Some(9_000));
+        // Catch-up: high throughput, backlog draining, then steady again.
+        t.observe(obs(10, 92, 30, true)); // backlog still above two seconds of orders
+        t.observe(obs(11, 107, 3, true));
+        t.observe(obs(12, 117, 2, true));
+        assert_eq!(
+            t.phases().recovered_at,
+            None,
+            "needs three healthy in a row"
+        );
+        t.observe(obs(13, 127, 2, true));
+        assert_eq!(t.phases().recovered_at, Some(11_000));
+        assert_eq!(t.peak_at_risk_cents(), 4_000);
+        assert_eq!(t.mean_rate(1_000, 4_000), Some(10.0));
+    }
+
+    #[test]
+    fn no_degradation_means_no_downtime_phases() {
+        let mut t = tracker();
+        t.observe(obs(0, 0, 2, true));
+        t.injected();
+        for s in 1..6 {
+            t.observe(obs(s, s as u64 * 10, 2, true));
+        }
+        t.reverted();
+        for s in 6..10 {
+            t.observe(obs(s, s as u64 * 10, 2, true));
+        }
+        let p = t.phases();
+        assert_eq!(
+            (p.degraded_at, p.first_output_at, p.job_running_at),
+            (None, None, None)
+        );
+        assert_eq!(p.recovered_at, Some(6_000));
+    }
+
+    #[test]
+    fn a_growing_backlog_is_not_recovered_even_at_full_throughput() {
+        let mut t = tracker();
+        t.observe(obs(0, 0, 2, true));
+        t.injected();
+        t.reverted();
+        for s in 1..10 {
+            t.observe(obs(s, s as u64 * 10, 500, true));
+        }
+        assert_eq!(t.phases().recovered_at, None);
+    }
+}

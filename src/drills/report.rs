@@ -1,0 +1,788 @@
+//! The drill report: what one drill measured, as plain versioned data.
+//!
+//! Owns: the [`Report`] model (schema version [`SCHEMA_VERSION`], documented field by field
+//! in `docs/report-schema.md`), its JSON reading with a version check ([`Report::from_json`]),
+//! and the small pure derivations every producer of a report must agree on: the integrity
+//! verdict ([`integrity`]) and the throughput degradation ([`degradation_pct`]).
+//!
+//! Does not own: measuring anything (the scenario runner fills a report from the audit
+//! ledger, the lag monitor and the Flink monitor), rendering (`drills::render`) or comparing
+//! two reports (`drills::compare`). Nothing here does I/O or reads a clock.
+//!
+//! # Compatibility
+//!
+//! Adding a field keeps [`SCHEMA_VERSION`]; a new field is `Option` or `#[serde(default)]` so
+//! that older reports still read. Renaming or removing a field, or changing its unit or
+//! meaning, bumps the version. Unknown fields are ignored (a newer writer's additions), but a
+//! report whose `schema_version` is newer than ours is rejected rather than half-understood.
+
+use serde::{Deserialize, Serialize};
+
+/// The report schema version this build writes and the newest it reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One drill's outcome. Times are unix milliseconds (UTC); durations are seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA_VERSION`] when written by this build.
+    pub schema_version: u32,
+    /// Drill id, `"d-..."`.
+    pub id: String,
+    /// `taskmanager`, `jobmanager`, `kafka` or `comprehensive`.
+    pub scenario: String,
+    /// Free text from the operator (e.g. `"flink checkpoint 10s"`); names the report in
+    /// comparisons.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// When the drill started (baseline start), unix ms.
+    pub started_at_ms: i64,
+    /// When the drill ended (drained, or gave up), unix ms.
+    pub ended_at_ms: i64,
+    /// `ended_at_ms - started_at_ms`, in seconds.
+    pub total_duration_s: f64,
+    /// The fault injected; `None` for `comprehensive` (each part has its own).
+    #[serde(default)]
+    pub fault: Option<FaultSummary>,
+    /// The pipeline before the fault.
+    pub baseline: Baseline,
+    /// The phases reached, in time order.
+    pub phases: Vec<Phase>,
+    /// Degradation detected -> first output after the fault; `None` if no degradation was
+    /// detected (or no output came back).
+    #[serde(default)]
+    pub downtime_s: Option<f64>,
+    /// Fault reverted -> recovered; `None` if the drill did not recover.
+    #[serde(default)]
+    pub recovery_time_s: Option<f64>,
+    /// `false` when recovery timed out.
+    pub recovered: bool,
+    /// Order counts over the drill window, exact, from the audit ledger.
+    pub orders: Orders,
+    /// What the failures cost.
+    pub revenue: Revenue,
+    /// Processed orders per second before, during and after the fault.
+    pub throughput: Throughput,
+    /// What happened to the Flink job.
+    pub flink: FlinkImpact,
+    /// Whether the output is what was sent.
+    pub integrity: Integrity,
+    /// Alert transitions seen during the drill, in time order.
+    #[serde(default)]
+    pub alerts: Vec<AlertEvent>,
+    /// About one sample a second over the whole drill.
+    #[serde(default)]
+    pub timeline: Vec<Sample>,
+    /// `comprehensive`: one report per scenario step; empty otherwise.
+    #[serde(default)]
+    pub parts: Vec<Report>,
+}
+
+/// The fault a drill injected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultSummary {
+    /// What was hit, e.g. a container name.
+    pub target: String,
+    /// What was done to it, e.g. `kill`, `pause`, `network-partition`.
+    pub action: String,
+    /// How long the fault was held before it was reverted, in seconds.
+    pub duration_s: f64,
+}
+
+/// The pipeline's steady state before the fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Processed orders per second.
+    pub orders_per_s: f64,
+    /// End-to-end latency (ack -> output), median, seconds; `None` if not measured.
+    #[serde(default)]
+    pub latency_p50_s: Option<f64>,
+    /// End-to-end latency, 99th percentile, seconds; `None` if not measured.
+    #[serde(default)]
+    pub latency_p99_s: Option<f64>,
+    /// Consumer-group lag of the Flink job on the orders topic, messages.
+    #[serde(default)]
+    pub lag_messages: Option<i64>,
+}
+
+/// A phase the drill reached, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phase {
+    /// Which phase.
+    pub name: PhaseName,
+    /// When it was reached, unix ms.
+    pub at_ms: i64,
+}
+
+/// The phases of a drill, in the order they usually happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseName {
+    /// Baseline measurement started (the drill's start).
+    BaselineStarted,
+    /// The fault was injected.
+    Injected,
+    /// Throughput or lag left the baseline band.
+    DegradationDetected,
+    /// The fault was reverted.
+    Reverted,
+    /// Flink reported the job `RUNNING` again.
+    JobRunning,
+    /// The job had to be resubmitted (it did not come back by itself).
+    JobResubmitted,
+    /// The first order processed after the fault reached the output.
+    FirstOutput,
+    /// Throughput and lag are back in the baseline band.
+    Recovered,
+    /// Everything acked during the drill was accounted for (processed, or declared lost).
+    Drained,
+}
+
+impl PhaseName {
+    /// Every phase, in their usual order.
+    pub const ALL: [PhaseName; 9] = [
+        PhaseName::BaselineStarted,
+        PhaseName::Injected,
+        PhaseName::DegradationDetected,
+        PhaseName::Reverted,
+        PhaseName::JobRunning,
+        PhaseName::JobResubmitted,
+        PhaseName::FirstOutput,
+        PhaseName::Recovered,
+        PhaseName::Drained,
+    ];
+
+    /// A human name, e.g. `"Degradation detected"`.
+    pub fn title(self) -> &'static str {
+        match self {
+            PhaseName::BaselineStarted => "Baseline started",
+            PhaseName::Injected => "Fault injected",
+            PhaseName::DegradationDetected => "Degradation detected",
+            PhaseName::Reverted => "Fault reverted",
+            PhaseName::JobRunning => "Job running",
+            PhaseName::JobResubmitted => "Job resubmitted",
+            PhaseName::FirstOutput => "First output",
+            PhaseName::Recovered => "Recovered",
+            PhaseName::Drained => "Drained",
+        }
+    }
+}
+
+/// Order counts over the drill window, exact, from the audit ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orders {
+    /// Orders the generator sent.
+    pub sent: u64,
+    /// Orders the broker acknowledged.
+    pub acked: u64,
+    /// Orders the producer was told failed (never acked).
+    pub failed_at_door: u64,
+    /// Distinct orders seen in the output at least once.
+    pub processed: u64,
+    /// Extra sightings of an order already seen.
+    pub duplicates: u64,
+    /// Acked orders never seen in the output.
+    pub lost: u64,
+    /// Orders first seen after the SLA.
+    pub delayed: u64,
+    /// Output records for orders never sent (or foreign records).
+    pub unexpected: u64,
+    /// Output records whose content differs from what was sent.
+    pub invalid: u64,
+}
+
+/// What the drill cost, in dollars, from real order values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Revenue {
+    /// Value of lost orders.
+    pub lost_dollars: f64,
+    /// Value of orders failed at the door (the client knows; the sale may be retried).
+    pub failed_at_door_dollars: f64,
+    /// Value of orders processed late (not lost, merely delayed).
+    pub delayed_dollars: f64,
+    /// Highest value of acked-but-unprocessed orders at any moment.
+    pub peak_at_risk_dollars: f64,
+}
+
+/// Processed orders per second around the fault.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Before the fault.
+    pub baseline_orders_per_s: f64,
+    /// Between injection and revert.
+    pub during_fault_orders_per_s: f64,
+    /// After recovery (the catch-up burst excluded where the runner can tell).
+    pub after_recovery_orders_per_s: f64,
+    /// [`degradation_pct`] of baseline and during-fault throughput.
+    pub degradation_pct: f64,
+}
+
+/// What happened to the Flink job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlinkImpact {
+    /// Job restarts during the drill.
+    pub restarts: u64,
+    /// Id of the checkpoint the job restored from; `None` if it did not restore one.
+    #[serde(default)]
+    pub checkpoint_restored: Option<u64>,
+    /// Job id before the fault; `None` if no job was running.
+    #[serde(default)]
+    pub job_id_before: Option<String>,
+    /// Job id after recovery; differs from `job_id_before` after a resubmission.
+    #[serde(default)]
+    pub job_id_after: Option<String>,
+    /// Seconds from the resubmission request to the job running; `None` if not resubmitted.
+    #[serde(default)]
+    pub resubmit_s: Option<f64>,
+}
+
+/// The integrity verdict and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Integrity {
+    /// PASS or FAIL.
+    pub verdict: Verdict,
+    /// One plain sentence per finding.
+    pub details: Vec<String>,
+}
+
+/// PASS or FAIL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// No lost or invalid orders, and no unexpected duplicates.
+    Pass,
+    /// At least one lost or invalid order, or duplicates where exactly-once was expected.
+    Fail,
+}
+
+impl Verdict {
+    /// `"PASS"` or `"FAIL"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+        }
+    }
+}
+
+/// One alert transition (from Alertmanager).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    /// Alert name, e.g. `FlinkJobNotRunning`.
+    pub name: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// The `severity` label, if any.
+    #[serde(default)]
+    pub severity: Option<String>,
+    /// When the transition was seen, unix ms.
+    pub at_ms: i64,
+}
+
+/// One point of the drill's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Unix ms.
+    pub at_ms: i64,
+    /// Orders first seen in the output per second, over the last interval.
+    pub processed_per_s: f64,
+    /// Consumer-group lag, messages; `None` when the lag poll failed.
+    #[serde(default)]
+    pub lag_messages: Option<i64>,
+    /// Value of acked orders not yet processed.
+    pub revenue_at_risk_dollars: f64,
+    /// Acked orders not yet processed.
+    pub in_flight: u64,
+}
+
+/// Why a report could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Not JSON, or not a report.
+    #[error("not a drill report: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The document has no `schema_version`.
+    #[error("not a drill report: no schema_version field")]
+    MissingVersion,
+    /// Written by a newer (or unknown) schema.
+    #[error(
+        "drill report schema_version {found} is not supported: this firedrill reads versions \
+         1 to {supported}; upgrade firedrill to read it"
+    )]
+    UnsupportedVersion {
+        /// The version in the document.
+        found: u64,
+        /// [`SCHEMA_VERSION`].
+        supported: u32,
+    },
+}
+
+impl ReportError {
+    /// A bounded name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReportError::Json(_) => "json",
+            ReportError::MissingVersion => "missing_version",
+            ReportError::UnsupportedVersion { .. } => "unsupported_version",
+        }
+    }
+}
+
+impl Report {
+    /// Reads a report, rejecting a `schema_version` this build does not know (before
+    /// looking at anything else, so a newer report fails with the version message rather
+    /// than a confusing field error).
+    pub fn from_json(json: &str) -> Result<Report, ReportError> {
+        let value: serde_json::Value = serde_json::from_str(json)?;
+        let version = value
+            .get("schema_version")
+            .ok_or(ReportError::MissingVersion)?;
+        match version.as_u64() {
+            Some(v) if (1..=u64::from(SCHEMA_VERSION)).contains(&v) => {}
+            Some(v) => {
+                return Err(ReportError::UnsupportedVersion {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                })
+            }
+            None => return Err(ReportError::MissingVersion),
+        }
+        Ok(serde_json::from_value(value)?)
+    }
+
+    /// Pretty JSON, as stored and served.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// When `name` was first reached, unix ms.
+    pub fn phase(&self, name: PhaseName) -> Option<i64> {
+        self.phases.iter().find(|p| p.name == name).map(|p| p.at_ms)
+    }
+
+    /// Seconds from the drill's start to `at_ms`.
+    pub fn offset_s(&self, at_ms: i64) -> f64 {
+        (at_ms - self.started_at_ms) as f64 / 1000.0
+    }
+
+    /// The label if there is one, else `"<scenario> <id>"`.
+    pub fn display_name(&self) -> String {
+        match &self.label {
+            Some(label) if !label.trim().is_empty() => label.clone(),
+            _ => format!("{} {}", self.scenario, self.id),
+        }
+    }
+}
+
+/// The integrity verdict over a drill's order counts.
+///
+/// FAIL if any order was lost, any output record was invalid, or there were duplicates where
+/// exactly-once was expected (`at_least_once == false`). Unexpected records (orders never
+/// sent, usually left over from an earlier run sharing the topic) are reported but do not
+/// fail the drill. Every non-zero problem count gets a sentence in `details`.
+pub fn integrity(orders: &Orders, at_least_once: bool) -> Integrity {
+    let mut fail = false;
+    let mut details = Vec::new();
+    if orders.lost > 0 {
+        fail = true;
+        details.push(format!(
+            "{} {} acknowledged by Kafka never reached the output (lost)",
+            orders.lost,
+            plural(orders.lost, "order", "orders")
+        ));
+    }
+    if orders.invalid > 0 {
+        fail = true;
+        details.push(format!(
+            "{} output {} did not match what was sent (invalid)",
+            orders.invalid,
+            plural(orders.invalid, "record", "records")
+        ));
+    }
+    if orders.duplicates > 0 {
+        let what = format!(
+            "{} duplicate output {}",
+            orders.duplicates,
+            plural(orders.duplicates, "record", "records")
+        );
+        if at_least_once {
+            details.push(format!(
+                "{what}: expected with an at-least-once sink (replay from the last checkpoint)"
+            ));
+        } else {
+            fail = true;
+            details.push(format!("{what} where exactly-once delivery was expected"));
+        }
+    }
+    if orders.unexpected > 0 {
+        details.push(format!(
+            "{} output {} for orders this drill never sent (unexpected; not counted against \
+             the verdict)",
+            orders.unexpected,
+            plural(orders.unexpected, "record", "records")
+        ));
+    }
+    if details.is_empty() {
+        details.push(format!(
+            "all {} acknowledged orders reached the output exactly once",
+            orders.acked
+        ));
+    }
+    Integrity {
+        verdict: if fail { Verdict::Fail } else { Verdict::Pass },
+        details,
+    }
+}
+
+fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// `(baseline - during) / baseline * 100`, clamped to `[0, 100]`; 0 when the baseline is
+/// not positive or either value is not finite (nothing to degrade from).
+pub fn degradation_pct(baseline: f64, during: f64) -> f64 {
+    if !(baseline.is_finite() && during.is_finite()) || baseline <= 0.0 {
+        return 0.0;
+    }
+    ((baseline - during) / baseline * 100.0).clamp(0.0, 100.0)
+}
+
+/// A realistic taskmanager drill (90 s, one sample a second) for docs, examples and the
+/// tests of the report, render and compare modules. Deterministic.
+///
+/// Baseline 50 orders/s; `flink-taskmanager` killed at +30 s and restarted at +45 s; the job
+/// restores checkpoint 17 and replays, with its first output at +55 s and lag back to
+/// baseline at +68 s.
+pub fn sample_for_docs() -> Report {
+    const START: i64 = 1_767_261_600_000; // 2026-01-01T10:00:00Z
+    const AVG_ORDER: f64 = 42.5;
+    let at = |s: i64| START + s * 1000;
+
+    let mut timeline = Vec::with_capacity(91);
+    let mut lag: i64 = 20;
+    let mut peak_at_risk: f64 = 0.0;
+    for s in 0..=90 {
+        // Deterministic wobble so the baseline does not look synthetic.
+        let wobble = ((s * 7919) % 11) as f64 / 10.0 - 0.5;
+        let processed = match s {
+            0..=30 => 50.0 + wobble,
+            31..=32 => 18.0 - 8.0 * (s - 31) as f64,
+            33..=54 => 0.0,
+            55..=67 => 140.0 + 3.0 * wobble,
+            _ => 50.0 + wobble,
+        };
+        lag = match s {
+            0..=30 => 20 + (wobble * 4.0) as i64,
+            31..=54 => lag + 50 - processed as i64,
+            55..=67 => (lag + 50 - processed as i64).max(20),
+            _ => 20 + (wobble * 4.0) as i64,
+        };
+        let in_flight = lag.max(0) as u64;
+        let at_risk = in_flight as f64 * AVG_ORDER;
+        peak_at_risk = peak_at_risk.max(at_risk);
+        timeline.push(Sample {
+            at_ms: at(s),
+            processed_per_s: processed,
+            // The lag poll timed out twice while the broker was busy catching up.
+            lag_messages: if s == 47 || s == 48 { None } else { Some(lag) },
+            revenue_at_risk_dollars: at_risk,
+            in_flight,
+        });
+    }
+
+    let orders = Orders {
+        sent: 4500,
+        acked: 4488,
+        failed_at_door: 12,
+        processed: 4488,
+        duplicates: 9,
+        lost: 0,
+        delayed: 1180,
+        unexpected: 0,
+        invalid: 0,
+    };
+    let phases = [
+        (PhaseName::BaselineStarted, 0),
+        (PhaseName::Injected, 30),
+        (PhaseName::DegradationDetected, 33),
+        (PhaseName::Reverted, 45),
+        (PhaseName::JobRunning, 52),
+        (PhaseName::FirstOutput, 55),
+        (PhaseName::Recovered, 68),
+        (PhaseName::Drained, 75),
+    ]
+    .into_iter()
+    .map(|(name, s)| Phase { name, at_ms: at(s) })
+    .collect();
+
+    Report {
+        schema_version: SCHEMA_VERSION,
+        id: "d-20260101-100000-7f3a".into(),
+        scenario: "taskmanager".into(),
+        label: Some("flink checkpoint 10s".into()),
+        started_at_ms: at(0),
+        ended_at_ms: at(90),
+        total_duration_s: 90.0,
+        fault: Some(FaultSummary {
+            target: "flink-taskmanager".into(),
+            action: "kill".into(),
+            duration_s: 15.0,
+        }),
+        baseline: Baseline {
+            orders_per_s: 50.0,
+            latency_p50_s: Some(0.35),
+            latency_p99_s: Some(1.2),
+            lag_messages: Some(20),
+        },
+        phases,
+        downtime_s: Some(22.0),
+        recovery_time_s: Some(23.0),
+        recovered: true,
+        revenue: Revenue {
+            lost_dollars: 0.0,
+            failed_at_door_dollars: 12.0 * AVG_ORDER,
+            delayed_dollars: orders.delayed as f64 * AVG_ORDER,
+            peak_at_risk_dollars: peak_at_risk,
+        },
+        integrity: integrity(&orders, true),
+        orders,
+        throughput: Throughput {
+            baseline_orders_per_s: 50.0,
+            during_fault_orders_per_s: 3.1,
+            after_recovery_orders_per_s: 50.2,
+            degradation_pct: degradation_pct(50.0, 3.1),
+        },
+        flink: FlinkImpact {
+            restarts: 1,
+            checkpoint_restored: Some(17),
+            job_id_before: Some("a1b2c3d4e5f60718293a4b5c6d7e8f90".into()),
+            job_id_after: Some("a1b2c3d4e5f60718293a4b5c6d7e8f90".into()),
+            resubmit_s: None,
+        },
+        alerts: vec![
+            AlertEvent {
+                name: "FlinkTaskManagerLost".into(),
+                status: "firing".into(),
+                severity: Some("critical".into()),
+                at_ms: at(40),
+            },
+            AlertEvent {
+                name: "KafkaConsumerLagHigh".into(),
+                status: "firing".into(),
+                severity: Some("warning".into()),
+                at_ms: at(44),
+            },
+            AlertEvent {
+                name: "FlinkTaskManagerLost".into(),
+                status: "resolved".into(),
+                severity: Some("critical".into()),
+                at_ms: at(58),
+            },
+            AlertEvent {
+                name: "KafkaConsumerLagHigh".into(),
+                status: "resolved".into(),
+                severity: Some("warning".into()),
+                at_ms: at(72),
+            },
+        ],
+        timeline,
+        parts: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orders() -> Orders {
+        Orders {
+            sent: 100,
+            acked: 100,
+            processed: 100,
+            ..Orders::default()
+        }
+    }
+
+    #[test]
+    fn clean_run_passes_with_a_positive_detail() {
+        let i = integrity(&orders(), false);
+        assert_eq!(i.verdict, Verdict::Pass);
+        assert_eq!(
+            i.details,
+            ["all 100 acknowledged orders reached the output exactly once"]
+        );
+    }
+
+    #[test]
+    fn lost_or_invalid_fail_even_with_at_least_once() {
+        for at_least_once in [false, true] {
+            let lost = integrity(
+                &Orders {
+                    lost: 1,
+                    ..orders()
+                },
+                at_least_once,
+            );
+            assert_eq!(lost.verdict, Verdict::Fail);
+            assert!(
+                lost.details[0].starts_with("1 order acknowledged"),
+                "{lost:?}"
+            );
+
+            let invalid = integrity(
+                &Orders {
+                    invalid: 3,
+                    ..orders()
+                },
+                at_least_once,
+            );
+            assert_eq!(invalid.verdict, Verdict::Fail);
+            assert!(
+                invalid.details[0].contains("3 output records"),
+                "{invalid:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicates_fail_only_when_exactly_once_was_expected() {
+        let dup = Orders {
+            duplicates: 9,
+            ..orders()
+        };
+        let exactly_once = integrity(&dup, false);
+        assert_eq!(exactly_once.verdict, Verdict::Fail);
+        assert!(exactly_once.details[0].contains("exactly-once"));
+
+        let at_least_once = integrity(&dup, true);
+        assert_eq!(at_least_once.verdict, Verdict::Pass);
+        assert_eq!(at_least_once.details.len(), 1);
+        assert!(at_least_once.details[0].contains("expected with an at-least-once sink"));
+    }
+
+    #[test]
+    fn every_problem_is_listed_and_unexpected_alone_passes() {
+        let all = integrity(
+            &Orders {
+                lost: 2,
+                invalid: 1,
+                duplicates: 4,
+                unexpected: 5,
+                ..orders()
+            },
+            false,
+        );
+        assert_eq!(all.verdict, Verdict::Fail);
+        assert_eq!(all.details.len(), 4, "{all:?}");
+
+        let unexpected = integrity(
+            &Orders {
+                unexpected: 5,
+                ..orders()
+            },
+            false,
+        );
+        assert_eq!(unexpected.verdict, Verdict::Pass);
+        assert!(unexpected.details[0].contains("never sent"));
+    }
+
+    #[test]
+    fn degradation_is_relative_and_clamped() {
+        assert_eq!(degradation_pct(50.0, 25.0), 50.0);
+        assert_eq!(degradation_pct(50.0, 0.0), 100.0);
+        assert_eq!(degradation_pct(50.0, 80.0), 0.0); // faster during the fault
+        assert_eq!(degradation_pct(50.0, -1.0), 100.0);
+        assert_eq!(degradation_pct(0.0, 10.0), 0.0);
+        assert_eq!(degradation_pct(f64::NAN, 10.0), 0.0);
+        assert_eq!(degradation_pct(50.0, f64::INFINITY), 0.0);
+    }
+
+    #[test]
+    fn phase_finds_the_first_occurrence() {
+        let mut r = sample_for_docs();
+        assert_eq!(r.phase(PhaseName::Injected), Some(r.started_at_ms + 30_000));
+        assert_eq!(r.phase(PhaseName::JobResubmitted), None);
+        r.phases.push(Phase {
+            name: PhaseName::Injected,
+            at_ms: r.started_at_ms + 80_000,
+        });
+        assert_eq!(r.phase(PhaseName::Injected), Some(r.started_at_ms + 30_000));
+    }
+
+    #[test]
+    fn sample_is_consistent() {
+        let r = sample_for_docs();
+        assert_eq!(r.timeline.len(), 91);
+        assert!(r.phases.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+        let dt = |a, b| (r.phase(b).unwrap() - r.phase(a).unwrap()) as f64 / 1000.0;
+        assert_eq!(
+            r.downtime_s,
+            Some(dt(PhaseName::DegradationDetected, PhaseName::FirstOutput))
+        );
+        assert_eq!(
+            r.recovery_time_s,
+            Some(dt(PhaseName::Reverted, PhaseName::Recovered))
+        );
+        assert_eq!(r.integrity.verdict, Verdict::Pass);
+        let peak = r
+            .timeline
+            .iter()
+            .map(|s| s.revenue_at_risk_dollars)
+            .fold(0.0, f64::max);
+        assert_eq!(r.revenue.peak_at_risk_dollars, peak);
+        assert!(
+            peak > 10_000.0,
+            "the outage should build a real backlog: {peak}"
+        );
+    }
+
+    #[test]
+    fn json_round_trips_with_the_documented_spellings() {
+        let mut r = sample_for_docs();
+        r.parts.push(sample_for_docs());
+        let json = r.to_json();
+        assert!(json.contains(r#""verdict": "PASS""#));
+        assert!(json.contains(r#""name": "degradation_detected""#));
+        assert_eq!(Report::from_json(&json).unwrap(), r);
+    }
+
+    #[test]
+    fn newer_or_missing_versions_are_rejected_clearly() {
+        let mut value = serde_json::to_value(sample_for_docs()).unwrap();
+        value["schema_version"] = 2.into();
+        let err = Report::from_json(&value.to_string()).unwrap_err();
+        assert_eq!(err.kind(), "unsupported_version");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("schema_version 2") && msg.contains("upgrade"),
+            "{msg}"
+        );
+
+        value["schema_version"] = 0.into();
+        assert_eq!(
+            Report::from_json(&value.to_string()).unwrap_err().kind(),
+            "unsupported_version"
+        );
+
+        value.as_object_mut().unwrap().remove("schema_version");
+        assert_eq!(
+            Report::from_json(&value.to_string()).unwrap_err().kind(),
+            "missing_version"
+        );
+        assert_eq!(Report::from_json("nope").unwrap_err().kind(), "json");
+    }
+
+    #[test]
+    fn unknown_fields_from_a_newer_writer_are_ignored() {
+        let mut value = serde_json::to_value(sample_for_docs()).unwrap();
+        value["added_later"] = "x".into();
+        value["orders"]["also_new"] = 1.into();
+        assert_eq!(
+            Report::from_json(&value.to_string()).unwrap(),
+            sample_for_docs()
+        );
+    }
+}

@@ -1,0 +1,765 @@
+//! Runs one drill: steady-state gate -> baseline -> inject -> observe -> revert -> recovery
+//! (resubmitting the Flink job after a JobManager loss) -> drain -> report.
+//!
+//! Observations are paced by the audit's snapshot (once a second) and fed to the pure
+//! [`Tracker`]. The drain pauses the generator so that "lost" is exact: every order acked
+//! during the drill is either seen by the drain deadline or counted lost. The generator's
+//! rate is restored afterwards. Abort (or shutdown) reverts the fault at once.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{
+    phases::{Levels, Observation, Tracker},
+    report::{
+        self, Baseline, FaultSummary, FlinkImpact, Orders, Phase, PhaseName, Report, Revenue,
+        Throughput,
+    },
+    Config, DrillRequest, DrillState, DrillView, Scenario,
+};
+use crate::{
+    audit::{ledger::Totals, AuditSnapshot},
+    clock::now_ms,
+    faults::{self, Action, InjectRequest},
+    flink::monitor::FlinkStatus,
+    generator,
+    kafka::monitor::LagSnapshot,
+};
+
+/// Extra time a fault may last beyond the drill's own revert: the fault actor's dead-man's
+/// switch, in case the runner itself is gone.
+const DEAD_MANS_MARGIN: Duration = Duration::from_secs(30);
+
+/// What drills observe and control; cheap to clone.
+#[derive(Clone)]
+pub struct Sources {
+    /// Audit snapshots (once a second).
+    pub audit: watch::Receiver<AuditSnapshot>,
+    /// Flink status (every poll).
+    pub flink: watch::Receiver<FlinkStatus>,
+    /// Lag of the watched groups.
+    pub lag: watch::Receiver<LagSnapshot>,
+    /// The group whose lag the report shows.
+    pub lag_group: String,
+    /// The generator (paused during the drain).
+    pub generator: generator::Handle,
+    /// Fault injection.
+    pub faults: faults::Handle,
+}
+
+/// Why a drill ended without a report.
+type Ended = (DrillState, String);
+
+/// One drill, run by [`Drill::run`].
+pub struct Drill {
+    /// Drill id.
+    pub id: String,
+    /// What was asked.
+    pub request: DrillRequest,
+    /// Timings.
+    pub config: Config,
+    /// Live sources.
+    pub sources: Sources,
+    /// The live view, updated as the drill moves.
+    pub progress: watch::Sender<DrillView>,
+    /// Abort.
+    pub cancel: CancellationToken,
+}
+
+impl Scenario {
+    /// The fault target and action of a single-fault scenario.
+    fn fault(self) -> (&'static str, Action) {
+        match self {
+            Scenario::Taskmanager => ("taskmanager", Action::Kill),
+            Scenario::Jobmanager => ("jobmanager", Action::Kill),
+            Scenario::Kafka | Scenario::Comprehensive => ("kafka", Action::Stop),
+        }
+    }
+}
+
+impl Drill {
+    /// Runs the drill to its report, or to the state it ended in and why.
+    pub async fn run(mut self) -> Result<Report, Ended> {
+        let rate = self.sources.generator.rate();
+        let result = match self.request.scenario {
+            Scenario::Comprehensive => self.comprehensive().await,
+            scenario => self.part(scenario, None).await,
+        };
+        // A drain that was cut short may have left the generator paused.
+        if self.sources.generator.rate() != rate {
+            let _ = self.sources.generator.set_rate(rate);
+        }
+        result
+    }
+
+    async fn comprehensive(&mut self) -> Result<Report, Ended> {
+        let scenarios = [Scenario::Taskmanager, Scenario::Jobmanager, Scenario::Kafka];
+        let mut parts = Vec::with_capacity(scenarios.len());
+        for (i, scenario) in scenarios.into_iter().enumerate() {
+            parts.push(self.part(scenario, Some((i + 1, scenarios.len()))).await?);
+        }
+        Ok(combine(
+            &self.id,
+            self.request.label.clone(),
+            parts,
+            self.config.at_least_once,
+        ))
+    }
+
+    fn set_state(&self, state: DrillState, message: impl Into<String>) {
+        let message = message.into();
+        info!(drill = %self.id, ?state, %message, "drill progress");
+        self.progress.send_modify(|v| {
+            if v.state != state {
+                v.state_since_ms = now_ms();
+            }
+            v.state = state;
+            v.message = message;
+        });
+    }
+
+    /// Waits for the next audit snapshot; `None` when aborted.
+    async fn next(&mut self) -> Option<Observation> {
+        tokio::select! {
+            _ = self.cancel.cancelled() => None,
+            changed = self.sources.audit.changed() => {
+                changed.ok()?;
+                Some(self.observe())
+            }
+        }
+    }
+
+    fn observe(&self) -> Observation {
+        let audit = self.sources.audit.borrow().clone();
+        let job_running = self
+            .sources
+            .flink
+            .borrow()
+            .job
+            .as_ref()
+            .is_some_and(|j| j.is_running());
+        Observation {
+            at_ms: audit.at_ms,
+            processed: audit.totals.processed,
+            unseen: unseen(&audit.totals),
+            at_risk_cents: audit.totals.at_risk_cents,
+            lag_messages: self.sources.lag.borrow().messages(&self.sources.lag_group),
+            job_running,
+        }
+    }
+
+    /// One fault: gate, baseline, fault, recovery, drain, report.
+    async fn part(
+        &mut self,
+        scenario: Scenario,
+        part: Option<(usize, usize)>,
+    ) -> Result<Report, Ended> {
+        self.progress.send_modify(|v| v.part = part);
+        let aborted = |stage: &str| (DrillState::Aborted, format!("aborted during {stage}"));
+
+        // 1. Steady-state gate.
+        self.set_state(
+            DrillState::Gating,
+            format!("{}: checking the steady state", scenario.as_str()),
+        );
+        self.gate().await?;
+
+        // 2. Baseline.
+        let baseline_len = self.request.baseline.unwrap_or(self.config.baseline);
+        self.set_state(
+            DrillState::Baseline,
+            format!(
+                "measuring the baseline for {}",
+                humantime::format_duration(baseline_len)
+            ),
+        );
+        let start = self.sources.audit.borrow().clone();
+        let flink_before = self.sources.flink.borrow().clone();
+        let started_at = now_ms();
+        let mut baseline_obs = vec![self.observe()];
+        while now_ms() - started_at < baseline_len.as_millis() as i64 {
+            baseline_obs.push(self.next().await.ok_or_else(|| aborted("the baseline"))?);
+        }
+        let levels = levels(&baseline_obs);
+        let baseline_audit = self.sources.audit.borrow().clone();
+        let baseline = Baseline {
+            orders_per_s: levels.orders_per_s,
+            latency_p50_s: baseline_audit.recent_latency_p50_s,
+            latency_p99_s: baseline_audit.recent_latency_p99_s,
+            lag_messages: self.sources.lag.borrow().messages(&self.sources.lag_group),
+        };
+        let mut tracker = Tracker::new(levels);
+        for obs in baseline_obs {
+            tracker.observe(obs);
+        }
+
+        // 3. Inject.
+        let (default_target, default_action) = scenario.fault();
+        let single = self.request.scenario != Scenario::Comprehensive;
+        let target = self
+            .request
+            .target
+            .clone()
+            .filter(|_| single)
+            .unwrap_or_else(|| default_target.to_string());
+        let action = self
+            .request
+            .action
+            .filter(|_| single)
+            .unwrap_or(default_action);
+        let fault_len = self
+            .request
+            .fault_duration
+            .unwrap_or(self.config.fault_duration);
+        let injected = self
+            .sources
+            .faults
+            .inject(
+                InjectRequest::new(&target)
+                    .action(action)
+                    .duration(fault_len + DEAD_MANS_MARGIN),
+            )
+            .await
+            .map_err(|e| (DrillState::Failed, format!("fault not injected: {e}")))?;
+        let injected_at = injected.injected_at_ms;
+        tracker.injected();
+        self.set_state(
+            DrillState::Fault,
+            format!(
+                "{} {} on {}",
+                action.as_str(),
+                injected.target,
+                humantime::format_duration(fault_len)
+            ),
+        );
+
+        // 4. Observe until the fault's time is up.
+        while now_ms() - injected_at < fault_len.as_millis() as i64 {
+            match self.next().await {
+                Some(obs) => tracker.observe(obs),
+                None => {
+                    self.revert_quietly(&injected.id).await;
+                    return Err(aborted("the fault"));
+                }
+            }
+        }
+        let reverted = self
+            .sources
+            .faults
+            .revert(&injected.id)
+            .await
+            .map_err(|e| {
+                (
+                    DrillState::Failed,
+                    format!("revert failed (the fault actor keeps retrying): {e}"),
+                )
+            })?;
+        let reverted_at = reverted.reverted_at_ms.unwrap_or_else(now_ms);
+        tracker.reverted();
+
+        // 5. Recovery, resubmitting the job if the JobManager came back without it.
+        self.set_state(
+            DrillState::Recovering,
+            "waiting for throughput and in-flight orders to return to baseline",
+        );
+        let mut missing_since: Option<i64> = None;
+        let mut resubmitted: Option<(i64, f64)> = None;
+        while tracker.phases().recovered_at.is_none()
+            && now_ms() - reverted_at < self.config.recovery_timeout.as_millis() as i64
+        {
+            let obs = self.next().await.ok_or_else(|| aborted("recovery"))?;
+            tracker.observe(obs);
+            let flink = self.sources.flink.borrow().clone();
+            let job_gone = flink.reachable
+                && flink
+                    .job
+                    .as_ref()
+                    .is_none_or(|j| crate::flink::rest::is_terminal(&j.state));
+            if !job_gone || resubmitted.is_some() || self.config.resubmit.is_empty() {
+                missing_since = None;
+                continue;
+            }
+            let since = *missing_since.get_or_insert(now_ms());
+            if now_ms() - since >= self.config.resubmit_after.as_millis() as i64 {
+                let checkpoint = latest_checkpoint(&flink_before, &self.sources.flink.borrow());
+                self.set_state(
+                    DrillState::Recovering,
+                    format!(
+                        "job gone: resubmitting from {}",
+                        checkpoint.as_deref().unwrap_or("no checkpoint")
+                    ),
+                );
+                let began = now_ms();
+                resubmit(&self.config.resubmit, checkpoint.as_deref())
+                    .await
+                    .map_err(|e| {
+                        (
+                            DrillState::Failed,
+                            format!("resubmitting the job failed: {e}"),
+                        )
+                    })?;
+                resubmitted = Some((began, (now_ms() - began) as f64 / 1000.0));
+            }
+        }
+        let recovered = tracker.phases().recovered_at.is_some();
+
+        // 6. Drain: pause the generator and let the audit see everything acked.
+        self.set_state(
+            DrillState::Draining,
+            "generator paused; waiting for every acked order to be seen",
+        );
+        let rate = self.sources.generator.rate();
+        let _ = self.sources.generator.set_rate(0);
+        let drain_started = now_ms();
+        loop {
+            let done = {
+                let audit = self.sources.audit.borrow();
+                let t = &audit.totals;
+                // Nothing waiting for the broker, nothing acked and unseen.
+                unseen(t) == 0 && t.sent == t.acked + t.failed
+            };
+            if done || now_ms() - drain_started >= self.config.drain_timeout.as_millis() as i64 {
+                break;
+            }
+            if self.next().await.is_none() {
+                let _ = self.sources.generator.set_rate(rate);
+                return Err(aborted("the drain"));
+            }
+        }
+        let drained_at = now_ms();
+        let end = self.sources.audit.borrow().clone();
+        let _ = self.sources.generator.set_rate(rate);
+        let flink_after = self.sources.flink.borrow().clone();
+
+        // 7. Report.
+        let p = tracker.phases().clone();
+        let mut phases = vec![
+            Phase {
+                name: PhaseName::BaselineStarted,
+                at_ms: started_at,
+            },
+            Phase {
+                name: PhaseName::Injected,
+                at_ms: injected_at,
+            },
+            Phase {
+                name: PhaseName::Reverted,
+                at_ms: reverted_at,
+            },
+            Phase {
+                name: PhaseName::Drained,
+                at_ms: drained_at,
+            },
+        ];
+        for (name, at) in [
+            (PhaseName::DegradationDetected, p.degraded_at),
+            (PhaseName::JobRunning, p.job_running_at),
+            (PhaseName::FirstOutput, p.first_output_at),
+            (PhaseName::Recovered, p.recovered_at),
+            (PhaseName::JobResubmitted, resubmitted.map(|(at, _)| at)),
+        ] {
+            if let Some(at_ms) = at {
+                phases.push(Phase { name, at_ms });
+            }
+        }
+        phases.sort_by_key(|p| p.at_ms);
+        let orders = orders(&start.totals, &end.totals);
+        let during = tracker.mean_rate(injected_at, reverted_at).unwrap_or(0.0);
+        let after = tracker
+            .mean_rate(p.recovered_at.unwrap_or(reverted_at), drain_started)
+            .unwrap_or(0.0);
+        let lost_cents = end
+            .totals
+            .at_risk_cents
+            .saturating_sub(start.totals.lost_cents);
+        let failed_cents = end
+            .totals
+            .failed_cents
+            .saturating_sub(start.totals.failed_cents);
+        let job_before = flink_before.job.as_ref();
+        let job_after = flink_after.job.as_ref();
+        let same_job = job_before.map(|j| &j.id) == job_after.map(|j| &j.id);
+        let restarts_after = job_after.and_then(|j| j.restarts).unwrap_or(0);
+        let restarts = if same_job {
+            restarts_after.saturating_sub(job_before.and_then(|j| j.restarts).unwrap_or(0))
+        } else {
+            restarts_after
+        };
+        let checkpoint_restored = job_after
+            .and_then(|j| j.last_restore.as_ref())
+            .filter(|r| r.restore_timestamp >= injected_at)
+            .map(|r| r.id);
+        let integrity = report::integrity(&orders, self.config.at_least_once);
+        let ended_at = now_ms();
+        Ok(Report {
+            schema_version: report::SCHEMA_VERSION,
+            id: match part {
+                Some((i, _)) => format!("{}-{}", self.id, i),
+                None => self.id.clone(),
+            },
+            scenario: scenario.as_str().to_string(),
+            label: self.request.label.clone(),
+            started_at_ms: started_at,
+            ended_at_ms: ended_at,
+            total_duration_s: (ended_at - started_at) as f64 / 1000.0,
+            fault: Some(FaultSummary {
+                target: injected.target.clone(),
+                action: action.as_str().to_string(),
+                duration_s: fault_len.as_secs_f64(),
+            }),
+            baseline,
+            phases,
+            downtime_s: p
+                .degraded_at
+                .zip(p.first_output_at)
+                .map(|(d, f)| (f - d).max(0) as f64 / 1000.0),
+            recovery_time_s: p
+                .recovered_at
+                .map(|r| (r - reverted_at).max(0) as f64 / 1000.0),
+            recovered,
+            revenue: Revenue {
+                lost_dollars: (lost_cents + failed_cents) as f64 / 100.0,
+                failed_at_door_dollars: failed_cents as f64 / 100.0,
+                delayed_dollars: end
+                    .totals
+                    .delayed_cents
+                    .saturating_sub(start.totals.delayed_cents)
+                    as f64
+                    / 100.0,
+                peak_at_risk_dollars: tracker.peak_at_risk_cents() as f64 / 100.0,
+            },
+            throughput: Throughput {
+                baseline_orders_per_s: levels.orders_per_s,
+                during_fault_orders_per_s: during,
+                after_recovery_orders_per_s: after,
+                degradation_pct: report::degradation_pct(levels.orders_per_s, during),
+            },
+            flink: FlinkImpact {
+                restarts,
+                checkpoint_restored,
+                job_id_before: job_before.map(|j| j.id.clone()),
+                job_id_after: job_after.map(|j| j.id.clone()),
+                resubmit_s: resubmitted.map(|(_, took)| took),
+            },
+            integrity,
+            orders,
+            alerts: Vec::new(),
+            timeline: tracker.samples().to_vec(),
+            parts: Vec::new(),
+        })
+    }
+
+    /// The steady-state gate: for `gate`, the job runs, orders are processed at no less than
+    /// half the generator's rate, and nothing goes missing.
+    async fn gate(&mut self) -> Result<(), Ended> {
+        let refuse = |why: String| (DrillState::Refused, format!("steady-state gate: {why}"));
+        let rate = self.sources.generator.rate();
+        if rate == 0 {
+            return Err(refuse("the generator is paused (rate 0)".into()));
+        }
+        let first = self.sources.audit.borrow().clone();
+        let began = now_ms();
+        let mut last = first.clone();
+        while now_ms() - began < self.config.gate.as_millis() as i64 {
+            if self.next().await.is_none() {
+                return Err((DrillState::Aborted, "aborted during the gate".into()));
+            }
+            last = self.sources.audit.borrow().clone();
+            let flink = self.sources.flink.borrow();
+            match flink.job.as_ref() {
+                Some(job) if job.is_running() => {}
+                Some(job) => return Err(refuse(format!("the Flink job is {}", job.state))),
+                None if !flink.reachable => return Err(refuse("Flink is not reachable".into())),
+                None => return Err(refuse("there is no Flink job".into())),
+            }
+            if last.totals.missing + last.totals.lost > first.totals.missing + first.totals.lost {
+                return Err(refuse(format!(
+                    "{} orders are missing (past the SLA)",
+                    last.totals.missing
+                )));
+            }
+        }
+        let seconds = ((last.at_ms - first.at_ms).max(1) as f64) / 1000.0;
+        let throughput =
+            last.totals.processed.saturating_sub(first.totals.processed) as f64 / seconds;
+        if throughput < f64::from(rate) * 0.5 {
+            return Err(refuse(format!(
+                "processed {throughput:.1} orders/s, below half the generator's {rate}/s"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn revert_quietly(&self, id: &str) {
+        if let Err(error) = self.sources.faults.revert(id).await {
+            warn!(%error, fault = id, "revert on abort failed; the fault actor keeps retrying");
+        }
+    }
+}
+
+/// Acked orders not yet seen.
+fn unseen(t: &Totals) -> u64 {
+    t.in_flight + t.missing + t.lost
+}
+
+/// Baseline levels from the baseline's observations.
+fn levels(obs: &[Observation]) -> Levels {
+    let (first, last) = (
+        obs.first().expect("one observation"),
+        obs.last().expect("one"),
+    );
+    let seconds = ((last.at_ms - first.at_ms).max(1) as f64) / 1000.0;
+    Levels {
+        orders_per_s: last.processed.saturating_sub(first.processed) as f64 / seconds,
+        unseen: obs.iter().map(|o| o.unseen as f64).sum::<f64>() / obs.len() as f64,
+    }
+}
+
+/// Counts over the drill window: differences of the ledger's cumulative totals, and the
+/// orders still unseen after the drain (minus those already lost before the drill).
+fn orders(start: &Totals, end: &Totals) -> Orders {
+    let d = |f: fn(&Totals) -> u64| f(end).saturating_sub(f(start));
+    Orders {
+        sent: d(|t| t.sent),
+        acked: d(|t| t.acked),
+        failed_at_door: d(|t| t.failed),
+        processed: d(|t| t.processed),
+        duplicates: d(|t| t.duplicates),
+        lost: unseen(end).saturating_sub(start.lost + start.missing),
+        delayed: d(|t| t.late),
+        unexpected: d(|t| t.unexpected),
+        invalid: d(|t| t.invalid),
+    }
+}
+
+/// The newest retained checkpoint known: from the status now, else from before the fault.
+fn latest_checkpoint(before: &FlinkStatus, now: &FlinkStatus) -> Option<String> {
+    [now, before]
+        .iter()
+        .filter_map(|s| {
+            s.job
+                .as_ref()?
+                .last_checkpoint
+                .as_ref()?
+                .external_path
+                .clone()
+        })
+        .next()
+        .map(|p| p.trim_start_matches("file:").to_string())
+}
+
+/// Runs the resubmit command, `{checkpoint}` replaced; without a checkpoint the argument
+/// that names it (and a `--from-checkpoint`-style flag before it) is dropped.
+async fn resubmit(argv: &[String], checkpoint: Option<&str>) -> Result<(), String> {
+    let mut args: Vec<String> = Vec::with_capacity(argv.len());
+    for arg in argv {
+        match (arg.contains("{checkpoint}"), checkpoint) {
+            (true, Some(path)) => args.push(arg.replace("{checkpoint}", path)),
+            (true, None) => {
+                if args.last().is_some_and(|a| a.starts_with("--")) {
+                    args.pop();
+                }
+            }
+            (false, _) => args.push(arg.clone()),
+        }
+    }
+    let (program, rest) = args.split_first().ok_or("empty resubmit command")?;
+    let output = tokio::process::Command::new(program)
+        .args(rest)
+        .output()
+        .await
+        .map_err(|e| format!("{program}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        Err(format!(
+            "{} exited {}: {}",
+            args.join(" "),
+            output.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ))
+    }
+}
+
+/// A comprehensive report from its parts.
+fn combine(id: &str, label: Option<String>, parts: Vec<Report>, at_least_once: bool) -> Report {
+    let sum = |f: fn(&Report) -> u64| parts.iter().map(f).sum::<u64>();
+    let sum_f = |f: fn(&Report) -> f64| parts.iter().map(f).sum::<f64>();
+    let opt_sum = |f: fn(&Report) -> Option<f64>| parts.iter().map(f).sum::<Option<f64>>();
+    let orders = Orders {
+        sent: sum(|r| r.orders.sent),
+        acked: sum(|r| r.orders.acked),
+        failed_at_door: sum(|r| r.orders.failed_at_door),
+        processed: sum(|r| r.orders.processed),
+        duplicates: sum(|r| r.orders.duplicates),
+        lost: sum(|r| r.orders.lost),
+        delayed: sum(|r| r.orders.delayed),
+        unexpected: sum(|r| r.orders.unexpected),
+        invalid: sum(|r| r.orders.invalid),
+    };
+    let mut integrity = report::integrity(&orders, at_least_once);
+    for part in &parts {
+        for detail in &part.integrity.details {
+            integrity
+                .details
+                .push(format!("{}: {detail}", part.scenario));
+        }
+    }
+    let first = parts.first().expect("a comprehensive drill has parts");
+    let started = first.started_at_ms;
+    let ended = parts.last().expect("parts").ended_at_ms;
+    let baseline = first.baseline.clone();
+    let during = sum_f(|r| r.throughput.during_fault_orders_per_s) / parts.len() as f64;
+    Report {
+        schema_version: report::SCHEMA_VERSION,
+        id: id.to_string(),
+        scenario: Scenario::Comprehensive.as_str().to_string(),
+        label,
+        started_at_ms: started,
+        ended_at_ms: ended,
+        total_duration_s: (ended - started) as f64 / 1000.0,
+        fault: None,
+        phases: parts.iter().flat_map(|r| r.phases.clone()).collect(),
+        downtime_s: opt_sum(|r| r.downtime_s),
+        recovery_time_s: opt_sum(|r| r.recovery_time_s),
+        recovered: parts.iter().all(|r| r.recovered),
+        revenue: Revenue {
+            lost_dollars: sum_f(|r| r.revenue.lost_dollars),
+            failed_at_door_dollars: sum_f(|r| r.revenue.failed_at_door_dollars),
+            delayed_dollars: sum_f(|r| r.revenue.delayed_dollars),
+            peak_at_risk_dollars: parts
+                .iter()
+                .map(|r| r.revenue.peak_at_risk_dollars)
+                .fold(0.0, f64::max),
+        },
+        throughput: Throughput {
+            baseline_orders_per_s: baseline.orders_per_s,
+            during_fault_orders_per_s: during,
+            after_recovery_orders_per_s: parts
+                .last()
+                .expect("parts")
+                .throughput
+                .after_recovery_orders_per_s,
+            degradation_pct: parts
+                .iter()
+                .map(|r| r.throughput.degradation_pct)
+                .fold(0.0, f64::max),
+        },
+        flink: FlinkImpact {
+            restarts: sum(|r| r.flink.restarts),
+            checkpoint_restored: parts.iter().rev().find_map(|r| r.flink.checkpoint_restored),
+            job_id_before: first.flink.job_id_before.clone(),
+            job_id_after: parts.last().expect("parts").flink.job_id_after.clone(),
+            resubmit_s: parts.iter().find_map(|r| r.flink.resubmit_s),
+        },
+        baseline,
+        integrity,
+        orders,
+        alerts: parts.iter().flat_map(|r| r.alerts.clone()).collect(),
+        timeline: parts.iter().flat_map(|r| r.timeline.clone()).collect(),
+        parts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drill_orders_are_exact_differences_and_lost_is_what_stayed_unseen() {
+        let start = Totals {
+            sent: 100,
+            acked: 100,
+            processed: 98,
+            in_flight: 2,
+            duplicates: 1,
+            ..Totals::default()
+        };
+        let end = Totals {
+            sent: 400,
+            acked: 390,
+            failed: 10,
+            processed: 385,
+            in_flight: 0,
+            missing: 0,
+            lost: 3,
+            duplicates: 21,
+            late: 40,
+            ..Totals::default()
+        };
+        let o = orders(&start, &end);
+        assert_eq!(
+            (o.sent, o.acked, o.failed_at_door, o.processed),
+            (300, 290, 10, 287)
+        );
+        assert_eq!((o.duplicates, o.delayed, o.lost), (20, 40, 3));
+    }
+
+    #[test]
+    fn baseline_levels_are_rates_over_the_window() {
+        let obs = |t: i64, processed: u64, unseen: u64| Observation {
+            at_ms: t,
+            processed,
+            unseen,
+            at_risk_cents: 0,
+            lag_messages: None,
+            job_running: true,
+        };
+        let l = levels(&[obs(0, 0, 2), obs(1_000, 10, 4), obs(2_000, 20, 3)]);
+        assert_eq!(l.orders_per_s, 10.0);
+        assert_eq!(l.unseen, 3.0);
+    }
+
+    #[tokio::test]
+    async fn resubmit_substitutes_or_drops_the_checkpoint() {
+        let argv: Vec<String> = ["sh", "-c", "test \"$0\" = /chk-7 || exit 3", "{checkpoint}"]
+            .map(String::from)
+            .to_vec();
+        resubmit(&argv, Some("/chk-7")).await.unwrap();
+        let err = resubmit(&argv, Some("/other")).await.unwrap_err();
+        assert!(err.contains("exit status: 3"), "{err}");
+        let flagged: Vec<String> = ["true", "--from-checkpoint", "{checkpoint}"]
+            .map(String::from)
+            .to_vec();
+        resubmit(&flagged, None).await.unwrap();
+    }
+
+    #[test]
+    fn checkpoint_paths_lose_the_file_scheme() {
+        use crate::flink::{monitor::JobStatus, rest::CompletedCheckpoint};
+        let status = |path: Option<&str>| FlinkStatus {
+            job: Some(JobStatus {
+                id: "j".into(),
+                state: "RUNNING".into(),
+                start_time_ms: 0,
+                running_since_ms: None,
+                restarts: None,
+                checkpoints: Default::default(),
+                last_checkpoint: path.map(|p| CompletedCheckpoint {
+                    id: 3,
+                    latest_ack_timestamp: 0,
+                    end_to_end_duration: 0,
+                    checkpointed_size: None,
+                    state_size: None,
+                    external_path: Some(p.into()),
+                }),
+                last_restore: None,
+            }),
+            ..FlinkStatus::default()
+        };
+        let before = status(Some("file:/data/chk-3"));
+        assert_eq!(
+            latest_checkpoint(&before, &FlinkStatus::default()).as_deref(),
+            Some("/data/chk-3")
+        );
+        assert_eq!(
+            latest_checkpoint(&status(None), &FlinkStatus::default()),
+            None
+        );
+    }
+}
