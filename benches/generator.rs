@@ -194,9 +194,12 @@ fn run_firedrill(plan: &Plan, round: usize) -> Run {
 
     let counts = Arc::new(Counts::default());
     let drained = counts.clone();
-    // The audit's side of the channel: count outcomes, as fast as they come.
-    let drain = runtime.spawn(async move {
-        while let Some(event) = events.recv().await {
+    // The audit's side of the channel, counting outcomes as fast as they come. On its own
+    // thread, not a task of the generator's runtime: flat out, `Generator::run` never yields
+    // (its limiter is always ready), and a task it wakes lands in its worker's LIFO slot,
+    // which other workers cannot steal, so a drain task there would never run.
+    let drain = thread::spawn(move || {
+        while let Some(event) = events.blocking_recv() {
             match event {
                 Event::Acked { .. } => drained.acked.fetch_add(1, Ordering::Relaxed),
                 Event::Failed { .. } => drained.failed.fetch_add(1, Ordering::Relaxed),
@@ -210,7 +213,7 @@ fn run_firedrill(plan: &Plan, round: usize) -> Run {
     cancel.cancel();
     // The generator flushes what is in flight; then the producer (and its sender) drop.
     runtime.block_on(running).expect("generator task");
-    runtime.block_on(drain).expect("drain task");
+    drain.join().expect("drain thread");
     run
 }
 
