@@ -38,7 +38,9 @@ const WIDE_RATE: u32 = 500;
 const WIDE_GROUPS: [&str; 2] = ["flink-order-processor", "bench-group"];
 
 const TARGET_P99_MS: f64 = 5.0;
-const TARGET_RSS_MIB: f64 = 30.0;
+/// Decimal megabytes, the stricter reading of "30 MB".
+const TARGET_RSS_MB: f64 = 30.0;
+const MIB: f64 = 1024.0 * 1024.0;
 const TARGET_CPU_PCT: f64 = 2.0;
 
 struct Plan {
@@ -277,8 +279,9 @@ fn footprint(plan: &Plan, rows: &mut Rows) {
     rows.push(row(
         "(2) RSS mean / max",
         format!(
-            "{rss_mean:.1} / {rss_max:.1} MiB  (target < {TARGET_RSS_MIB} MB: {})",
-            verdict(rss_max < TARGET_RSS_MIB)
+            "{rss_mean:.1} / {rss_max:.1} MiB = {:.1} MB max  (target < {TARGET_RSS_MB} MB: {})",
+            rss_max * MIB / 1e6,
+            verdict(rss_max * MIB / 1e6 < TARGET_RSS_MB)
         ),
     ));
     rows.push(row(
