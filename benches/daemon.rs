@@ -77,10 +77,16 @@ fn main() {
         env!("CARGO_BIN_EXE_firedrill")
     );
     let mut rows = Vec::new();
-    rows.push(row("load before", loadavg()));
+    rows.push(row(
+        "load before / other daemons",
+        format!("{} / {}", loadavg(), other_daemons()),
+    ));
     metrics_latency(&plan, &mut rows);
     footprint(&plan, &mut rows);
-    rows.push(row("load after", loadavg()));
+    rows.push(row(
+        "load after / other daemons",
+        format!("{} / {}", loadavg(), other_daemons()),
+    ));
 
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     println!("{:width$}  value", "measure");
@@ -258,7 +264,9 @@ fn footprint(plan: &Plan, rows: &mut Rows) {
     let mut http = Http::connect(daemon.addr);
     thread::sleep(plan.footprint_warm_up);
     let ticks_per_s = clock_ticks();
-    let acked0 = acked_orders(&http.get("/metrics"));
+    let before = http.get("/metrics");
+    let acked0 = sample(&before, ACKED);
+    let failed0 = sample(&before, FAILED);
     let cpu0 = daemon.cpu_ticks();
     let started = Instant::now();
     let mut rss = Vec::new();
@@ -268,13 +276,35 @@ fn footprint(plan: &Plan, rows: &mut Rows) {
     }
     let cpu1 = daemon.cpu_ticks();
     let wall = started.elapsed().as_secs_f64();
-    let acked1 = acked_orders(&http.get("/metrics"));
+    let after = http.get("/metrics");
+    let acked_per_s = (sample(&after, ACKED) - acked0) / wall;
+    let failed = sample(&after, FAILED) - failed0;
+    let target_rate = sample(&after, "firedrill_generator_target_rate");
+    let down: Vec<&str> = ["kafka", "flink"]
+        .into_iter()
+        .filter(|u| {
+            sample(
+                &after,
+                &format!("firedrill_upstream_up{{upstream=\"{u}\"}}"),
+            ) != 1.0
+        })
+        .collect();
+    // Another test stopping the broker or Flink (they share the stack) shows up here.
+    let steady =
+        (acked_per_s - target_rate).abs() <= 0.05 * target_rate && failed == 0.0 && down.is_empty();
     let cpu_pct = (cpu1 - cpu0) as f64 / ticks_per_s / wall * 100.0;
     let rss_max = rss.iter().copied().fold(0.0, f64::max);
     let rss_mean = rss.iter().sum::<f64>() / rss.len() as f64;
     rows.push(row(
         "(2) seed load: acked orders/s",
-        format!("{:.1} (over {wall:.0} s)", (acked1 - acked0) / wall),
+        format!(
+            "{acked_per_s:.1} of {target_rate}/s over {wall:.0} s, {failed} failed{}",
+            if steady {
+                String::new()
+            } else {
+                format!("; DISTURBED (down at the end: {down:?}): rerun on a quiet stack")
+            }
+        ),
     ));
     rows.push(row(
         "(2) RSS mean / max",
@@ -297,12 +327,15 @@ fn footprint(plan: &Plan, rows: &mut Rows) {
     daemon.stop();
 }
 
-/// `firedrill_generator_orders_total{outcome="acked"}`.
-fn acked_orders(body: &str) -> f64 {
+const ACKED: &str = "firedrill_generator_orders_total{outcome=\"acked\"}";
+const FAILED: &str = "firedrill_generator_orders_total{outcome=\"failed\"}";
+
+/// The value of one series (name and labels exactly as exposed) in a `/metrics` body.
+fn sample(body: &str, series: &str) -> f64 {
     body.lines()
-        .find_map(|l| l.strip_prefix("firedrill_generator_orders_total{outcome=\"acked\"} "))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
-        .expect("firedrill_generator_orders_total{outcome=\"acked\"} in /metrics")
+        .unwrap_or_else(|| panic!("{series} in /metrics"))
 }
 
 /// A `firedrill serve` process; SIGTERM (then SIGKILL) when stopped or dropped.
@@ -576,5 +609,17 @@ fn row(name: &str, value: impl ToString) -> (String, String) {
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").map_or("n/a".into(), |l| {
         l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    })
+}
+
+/// Processes named `firedrill` (daemons of tests or of `make up`): they share the stack.
+fn other_daemons() -> usize {
+    std::fs::read_dir("/proc").map_or(0, |dir| {
+        dir.flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "firedrill")
+            })
+            .count()
     })
 }

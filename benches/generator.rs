@@ -105,7 +105,11 @@ fn main() {
         plan.warm_up,
         plan.window,
     );
-    println!("load before: {}", loadavg());
+    println!(
+        "load before: {}; other firedrill daemons running: {}",
+        loadavg(),
+        other_daemons()
+    );
 
     let mut ours = Vec::new();
     let mut plain = Vec::new();
@@ -119,7 +123,7 @@ fn main() {
         };
         for firedrill_side in order {
             let run = if firedrill_side {
-                run_firedrill(&plan, round)
+                run_firedrill(&plan, round, UNBOUNDED_RATE)
             } else {
                 run_plain(&plan, &payload)
             };
@@ -164,7 +168,28 @@ fn main() {
             }
         ),
     ));
-    rows.push(row("load after", loadavg()));
+    // The ratio above is the generator flat out, where most orders fail at the door. Can it
+    // also *sustain* the target rate, paced, with nothing failing?
+    let paced = (plain * TARGET_RATIO).round() as u32;
+    let run = run_firedrill(&plan, plan.rounds, paced);
+    let sustained = run.acked_per_s >= 0.98 * f64::from(paced) && run.failed_per_s == 0.0;
+    rows.push(row(
+        &format!("firedrill paced at {TARGET_RATIO} x plain"),
+        format!(
+            "{paced}/s asked: {:.0} acked/s, {:.0}/s failed ({})",
+            run.acked_per_s,
+            run.failed_per_s,
+            if sustained {
+                "sustained"
+            } else {
+                "NOT sustained"
+            }
+        ),
+    ));
+    rows.push(row(
+        "load after / other daemons",
+        format!("{} / {}", loadavg(), other_daemons()),
+    ));
 
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     println!("{:width$}  value", "measure");
@@ -174,11 +199,11 @@ fn main() {
     }
 }
 
-/// firedrill's real generator, built as `app.rs` builds it, flat out for one measurement.
-fn run_firedrill(plan: &Plan, round: usize) -> Run {
+/// firedrill's real generator, built as `app.rs` builds it, at `rate` for one measurement.
+fn run_firedrill(plan: &Plan, round: usize, rate: u32) -> Run {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let kafka = kafka_config();
-    let rate = NonZeroU32::new(UNBOUNDED_RATE).expect("non-zero");
+    let rate = NonZeroU32::new(rate).expect("non-zero rate");
     let config = generator::Config {
         rate,
         max_rate: rate,
@@ -423,5 +448,17 @@ fn row(name: &str, value: impl ToString) -> (String, String) {
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").map_or("n/a".into(), |l| {
         l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    })
+}
+
+/// Processes named `firedrill` (daemons of tests or of `make up`): they share the broker.
+fn other_daemons() -> usize {
+    std::fs::read_dir("/proc").map_or(0, |dir| {
+        dir.flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "firedrill")
+            })
+            .count()
     })
 }

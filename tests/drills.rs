@@ -32,46 +32,110 @@ drain_timeout = "60s"
 }
 
 async fn ready(daemon: &Daemon) {
-    eventually("firedrill ready, job running, orders processed", Duration::from_secs(120), || async {
-        let s = daemon.scrape().await;
-        let running = s.metric("firedrill_flink_job_state").label("state", "RUNNING").value() == Some(1.0);
-        let processed = s.metric("firedrill_audit_records_total").label("verdict", "processed").value().unwrap_or(0.0);
-        (running && processed > 50.0).then_some(())
-    })
+    eventually(
+        "firedrill ready, job running, orders processed",
+        Duration::from_secs(120),
+        || async {
+            let s = daemon.scrape().await;
+            let running = s
+                .metric("firedrill_flink_job_state")
+                .label("state", "RUNNING")
+                .value()
+                == Some(1.0);
+            let processed = s
+                .metric("firedrill_audit_records_total")
+                .label("verdict", "processed")
+                .value()
+                .unwrap_or(0.0);
+            (running && processed > 50.0).then_some(())
+        },
+    )
     .await;
 }
 
 /// Starts a drill through the API and waits for its report.
 async fn drill(daemon: &Daemon, body: serde_json::Value) -> serde_json::Value {
-    let response = daemon.http.post(daemon.url("/drills")).json(&body).send().await.unwrap();
+    let response = daemon
+        .http
+        .post(daemon.url("/drills"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let view: serde_json::Value = response.json().await.unwrap();
     let id = view["id"].as_str().unwrap().to_string();
-    let view = eventually(&format!("drill {id} finished"), Duration::from_secs(600), || async {
-        let view: serde_json::Value = daemon.get(&format!("/drills/{id}")).await.json().await.ok()?;
-        matches!(view["state"].as_str(), Some("done" | "refused" | "aborted" | "failed")).then_some(view)
-    })
+    let view = eventually(
+        &format!("drill {id} finished"),
+        Duration::from_secs(600),
+        || async {
+            let view: serde_json::Value = daemon
+                .get(&format!("/drills/{id}"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            matches!(
+                view["state"].as_str(),
+                Some("done" | "refused" | "aborted" | "failed")
+            )
+            .then_some(view)
+        },
+    )
     .await;
     assert_eq!(view["state"], "done", "{view}");
-    daemon.get(&format!("/drills/{id}/report?format=json")).await.json().await.unwrap()
+    daemon
+        .get(&format!("/drills/{id}/report?format=json"))
+        .await
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn flink(path: &str) -> serde_json::Value {
-    reqwest::get(format!("{FLINK_REST}{path}")).await.unwrap().json().await.unwrap()
+    reqwest::get(format!("{FLINK_REST}{path}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 fn phase(report: &serde_json::Value, name: &str) -> Option<i64> {
-    report["phases"].as_array().unwrap().iter().find(|p| p["name"] == name).and_then(|p| p["at_ms"].as_i64())
+    report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["at_ms"].as_i64())
 }
 
 fn assert_common(report: &serde_json::Value) {
-    for name in ["baseline_started", "injected", "reverted", "recovered", "drained"] {
-        assert!(phase(report, name).is_some(), "phase {name} missing: {}", report["phases"]);
+    for name in [
+        "baseline_started",
+        "injected",
+        "reverted",
+        "recovered",
+        "drained",
+    ] {
+        assert!(
+            phase(report, name).is_some(),
+            "phase {name} missing: {}",
+            report["phases"]
+        );
     }
     assert_eq!(report["recovered"], true);
-    assert_eq!(report["orders"]["lost"], 0, "no order lost: {}", report["orders"]);
+    assert_eq!(
+        report["orders"]["lost"], 0,
+        "no order lost: {}",
+        report["orders"]
+    );
     assert_eq!(report["orders"]["invalid"], 0);
-    assert_eq!(report["integrity"]["verdict"], "PASS", "{}", report["integrity"]);
+    assert_eq!(
+        report["integrity"]["verdict"], "PASS",
+        "{}",
+        report["integrity"]
+    );
     assert!(report["baseline"]["orders_per_s"].as_f64().unwrap() > 10.0);
     assert!(report["timeline"].as_array().unwrap().len() > 20);
     assert!(report["recovery_time_s"].as_f64().unwrap() >= 0.0);
@@ -84,32 +148,60 @@ async fn taskmanager_drill_agrees_with_flink_and_an_independent_count() {
     let reader = kafka::reader_at_end("processed_orders");
     let daemon = Daemon::start(&config(state.path()));
     ready(&daemon).await;
-    let run_id = daemon.get("/generator").await.json::<serde_json::Value>().await.unwrap()["run_id"]
+    let run_id = daemon
+        .get("/generator")
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["run_id"]
         .as_str()
         .unwrap()
         .to_string();
-    let job_id = flink("/jobs/overview").await["jobs"].as_array().unwrap().iter()
-        .find(|j| j["name"] == "firedrill-orders" && j["state"] == "RUNNING").unwrap()["jid"]
-        .as_str().unwrap().to_string();
+    let job_id = flink("/jobs/overview").await["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "firedrill-orders" && j["state"] == "RUNNING")
+        .unwrap()["jid"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let restarts = |m: serde_json::Value| m[0]["value"].as_str().unwrap().parse::<u64>().unwrap();
     let restarts_before = restarts(flink(&format!("/jobs/{job_id}/metrics?get=numRestarts")).await);
 
-    let report = drill(&daemon, serde_json::json!({"scenario": "taskmanager", "label": "tm test"})).await;
+    let report = drill(
+        &daemon,
+        serde_json::json!({"scenario": "taskmanager", "label": "tm test"}),
+    )
+    .await;
     assert_common(&report);
     assert_eq!(report["scenario"], "taskmanager");
-    assert!(phase(&report, "degradation_detected").is_some(), "a TaskManager kill degrades output");
+    assert!(
+        phase(&report, "degradation_detected").is_some(),
+        "a TaskManager kill degrades output"
+    );
 
     // Flink's own record of the restart.
     let job = flink(&format!("/jobs/{job_id}")).await;
     let restarting = job["timestamps"]["RESTARTING"].as_i64().unwrap();
     let injected = phase(&report, "injected").unwrap();
     let recovered = phase(&report, "recovered").unwrap();
-    assert!(restarting >= injected && restarting <= recovered, "RESTARTING at {restarting} within [{injected}, {recovered}]");
+    assert!(
+        restarting >= injected && restarting <= recovered,
+        "RESTARTING at {restarting} within [{injected}, {recovered}]"
+    );
     let restarts_after = restarts(flink(&format!("/jobs/{job_id}/metrics?get=numRestarts")).await);
-    assert_eq!(report["flink"]["restarts"].as_u64().unwrap(), restarts_after - restarts_before);
+    assert_eq!(
+        report["flink"]["restarts"].as_u64().unwrap(),
+        restarts_after - restarts_before
+    );
     if let Some(job_running) = phase(&report, "job_running") {
         let running = job["timestamps"]["RUNNING"].as_i64().unwrap();
-        assert!((0..=4_000).contains(&(job_running - running)), "firedrill saw RUNNING {} ms after Flink entered it", job_running - running);
+        assert!(
+            (0..=4_000).contains(&(job_running - running)),
+            "firedrill saw RUNNING {} ms after Flink entered it",
+            job_running - running
+        );
     }
 
     // An independent count of duplicates over processed_orders for this run.
@@ -119,17 +211,25 @@ async fn taskmanager_drill_agrees_with_flink_and_an_independent_count() {
     let until = std::time::Instant::now() + Duration::from_secs(20);
     while std::time::Instant::now() < until {
         for record in kafka::poll_json(&reader, Duration::from_millis(500)) {
-            if let Some(id) = record["order_id"].as_str().filter(|id| id.starts_with(&prefix)) {
+            if let Some(id) = record["order_id"]
+                .as_str()
+                .filter(|id| id.starts_with(&prefix))
+            {
                 *counts.entry(id.to_string()).or_default() += 1;
             }
         }
         let dups: u64 = counts.values().map(|n| n - 1).sum();
-        if dups >= expected && counts.len() as u64 >= report["orders"]["processed"].as_u64().unwrap() {
+        if dups >= expected
+            && counts.len() as u64 >= report["orders"]["processed"].as_u64().unwrap()
+        {
             break;
         }
     }
     let independent: u64 = counts.values().map(|n| n - 1).sum();
-    assert_eq!(expected, independent, "report duplicates vs independent count");
+    assert_eq!(
+        expected, independent,
+        "report duplicates vs independent count"
+    );
     eprintln!(
         "taskmanager drill: downtime={} recovery={} duplicates={expected} restarts={}",
         report["downtime_s"], report["recovery_time_s"], report["flink"]["restarts"]
@@ -146,14 +246,25 @@ async fn jobmanager_drill_resubmits_from_the_latest_checkpoint() {
     assert_common(&report);
     let before = report["flink"]["job_id_before"].as_str().unwrap();
     let after = report["flink"]["job_id_after"].as_str().unwrap();
-    assert_ne!(before, after, "without HA the job is gone and was resubmitted");
+    assert_ne!(
+        before, after,
+        "without HA the job is gone and was resubmitted"
+    );
     assert!(phase(&report, "job_resubmitted").is_some());
     assert!(report["flink"]["resubmit_s"].as_f64().unwrap() > 0.0);
     // Flink says the new job restored the checkpoint the report names.
     let checkpoints = flink(&format!("/jobs/{after}/checkpoints")).await;
-    let restored = checkpoints["latest"]["restored"]["id"].as_u64().expect("the new job restored a checkpoint");
-    assert_eq!(report["flink"]["checkpoint_restored"].as_u64(), Some(restored));
-    eprintln!("jobmanager drill: resubmit_s={} restored chk-{restored} downtime={}", report["flink"]["resubmit_s"], report["downtime_s"]);
+    let restored = checkpoints["latest"]["restored"]["id"]
+        .as_u64()
+        .expect("the new job restored a checkpoint");
+    assert_eq!(
+        report["flink"]["checkpoint_restored"].as_u64(),
+        Some(restored)
+    );
+    eprintln!(
+        "jobmanager drill: resubmit_s={} restored chk-{restored} downtime={}",
+        report["flink"]["resubmit_s"], report["downtime_s"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,18 +287,43 @@ async fn kafka_drill_from_the_cli_counts_orders_failed_at_the_door() {
     assert!(stderr.contains("draining"), "progress is shown: {stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_common(&report);
-    assert!(report["orders"]["failed_at_door"].as_u64().unwrap() > 0, "{}", report["orders"]);
-    assert!(report["revenue"]["failed_at_door_dollars"].as_f64().unwrap() > 0.0);
-    assert_eq!(report["flink"]["job_id_before"], report["flink"]["job_id_after"]);
+    assert!(
+        report["orders"]["failed_at_door"].as_u64().unwrap() > 0,
+        "{}",
+        report["orders"]
+    );
+    assert!(
+        report["revenue"]["failed_at_door_dollars"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(
+        report["flink"]["job_id_before"],
+        report["flink"]["job_id_after"]
+    );
     assert!(phase(&report, "degradation_detected").is_some());
     // The Markdown report names the seed's fields.
     let id = report["id"].as_str().unwrap();
-    let md = daemon.get(&format!("/drills/{id}/report?format=md")).await.text().await.unwrap();
+    let md = daemon
+        .get(&format!("/drills/{id}/report?format=md"))
+        .await
+        .text()
+        .await
+        .unwrap();
     for field in ["Downtime", "Recovery time", "Data integrity", "PASS"] {
         assert!(md.contains(field), "{field} in the markdown report");
     }
-    let html = daemon.get(&format!("/drills/{id}/report?format=html")).await.text().await.unwrap();
-    assert!(html.contains("<svg") && !html.contains("<script src"), "self-contained HTML with a chart");
+    let html = daemon
+        .get(&format!("/drills/{id}/report?format=html"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<svg") && !html.contains("<script src"),
+        "self-contained HTML with a chart"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -198,17 +334,35 @@ async fn comprehensive_drill_runs_every_scenario_in_sequence() {
     ready(&daemon).await;
     let report = drill(&daemon, serde_json::json!({"scenario": "comprehensive"})).await;
     let parts = report["parts"].as_array().unwrap();
-    let scenarios: Vec<&str> = parts.iter().map(|p| p["scenario"].as_str().unwrap()).collect();
+    let scenarios: Vec<&str> = parts
+        .iter()
+        .map(|p| p["scenario"].as_str().unwrap())
+        .collect();
     assert_eq!(scenarios, ["taskmanager", "jobmanager", "kafka"]);
     for part in parts {
         assert_common(part);
     }
     assert_eq!(report["orders"]["lost"], 0);
     assert_eq!(report["integrity"]["verdict"], "PASS");
-    let summed: u64 = parts.iter().map(|p| p["orders"]["duplicates"].as_u64().unwrap()).sum();
+    let summed: u64 = parts
+        .iter()
+        .map(|p| p["orders"]["duplicates"].as_u64().unwrap())
+        .sum();
     assert_eq!(report["orders"]["duplicates"].as_u64().unwrap(), summed);
     // The latest figures per scenario are exported.
     let s = daemon.scrape().await;
-    assert_eq!(s.metric("firedrill_drill_last").label("scenario", "comprehensive").label("figure", "integrity_pass").value(), Some(1.0));
-    assert_eq!(s.metric("firedrill_drills_total").label("scenario", "comprehensive").label("state", "done").value(), Some(1.0));
+    assert_eq!(
+        s.metric("firedrill_drill_last")
+            .label("scenario", "comprehensive")
+            .label("figure", "integrity_pass")
+            .value(),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.metric("firedrill_drills_total")
+            .label("scenario", "comprehensive")
+            .label("state", "done")
+            .value(),
+        Some(1.0)
+    );
 }

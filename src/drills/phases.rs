@@ -6,6 +6,8 @@
 //!   is below half the baseline for two observations in a row, or the job is not RUNNING;
 //! - job running again: first observation RUNNING after the job was seen not RUNNING;
 //! - first output: first observation after degradation with new processed orders;
+//! - downtime: the time output was stalled (below 10% of the baseline rate) between the
+//!   injection and recovery, summed over observations;
 //! - recovered: after the revert, throughput >= 90% of baseline and in-flight orders back to
 //!   the baseline level (twice the baseline in-flight, at least two seconds of orders), for
 //!   three observations in a row; the phase is stamped at the first of the three.
@@ -72,7 +74,11 @@ pub struct Tracker {
     good_streak: u32,
     good_since: Option<i64>,
     peak_at_risk_cents: u64,
+    stalled_ms: i64,
 }
+
+/// Below this fraction of the baseline rate the output counts as stalled.
+const STALLED: f64 = 0.1;
 
 impl Tracker {
     /// A tracker comparing with `baseline`.
@@ -89,7 +95,13 @@ impl Tracker {
             good_streak: 0,
             good_since: None,
             peak_at_risk_cents: 0,
+            stalled_ms: 0,
         }
+    }
+
+    /// Time output was stalled since the injection (until recovery), seconds.
+    pub fn stalled_s(&self) -> f64 {
+        self.stalled_ms as f64 / 1000.0
     }
 
     /// From now on observations are after the injection.
@@ -146,6 +158,9 @@ impl Tracker {
         });
         if !self.injected {
             return;
+        }
+        if self.phases.recovered_at.is_none() && rate < self.baseline.orders_per_s * STALLED {
+            self.stalled_ms += obs.at_ms - prev.at_ms;
         }
         let p = &mut self.phases;
         if !obs.job_running {
@@ -235,6 +250,8 @@ mod tests {
         );
         t.observe(obs(13, 127, 2, true));
         assert_eq!(t.phases().recovered_at, Some(11_000));
+        // Stalled at 6, 7, 8 s (0 orders/s); 2 orders/s at 5 s is above 10% of baseline.
+        assert_eq!(t.stalled_s(), 3.0);
         assert_eq!(t.peak_at_risk_cents(), 4_000);
         assert_eq!(t.mean_rate(1_000, 4_000), Some(10.0));
     }
@@ -257,6 +274,7 @@ mod tests {
             (None, None, None)
         );
         assert_eq!(p.recovered_at, Some(6_000));
+        assert_eq!(t.stalled_s(), 0.0);
     }
 
     #[test]

@@ -1204,16 +1204,4 @@ mod tests {
         assert!(page.contains("No timeline samples."));
         assert!(page.contains("No phases recorded."));
     }
-
-    #[test]
-    #[ignore = "writes /tmp/report-example.html for a human to look at"]
-    fn write_example() {
-        std::fs::write("/tmp/report-example.html", html(&sample_for_docs())).unwrap();
-        std::fs::write(
-            "/tmp/report-example-comprehensive.html",
-            html(&comprehensive()),
-        )
-        .unwrap();
-        std::fs::write("/tmp/report-example.md", markdown(&sample_for_docs())).unwrap();
-    }
 }

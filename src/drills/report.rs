@@ -47,8 +47,8 @@ pub struct Report {
     pub baseline: Baseline,
     /// The phases reached, in time order.
     pub phases: Vec<Phase>,
-    /// Degradation detected -> first output after the fault; `None` if no degradation was
-    /// detected (or no output came back).
+    /// Time the output was stalled (below 10% of the baseline rate) between the injection
+    /// and recovery; `None` if no degradation was detected.
     #[serde(default)]
     pub downtime_s: Option<f64>,
     /// Fault reverted -> recovered; `None` if the drill did not recover.
