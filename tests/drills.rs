@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::{collections::HashMap, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use support::{eventually, kafka, require_stack, Daemon, FLINK_REST};
 
@@ -206,26 +206,14 @@ async fn taskmanager_drill_agrees_with_flink_and_an_independent_count() {
 
     // An independent count of duplicates over processed_orders for this run.
     let expected = report["orders"]["duplicates"].as_u64().unwrap();
-    let prefix = format!("{run_id}-");
-    let mut counts: HashMap<String, u64> = HashMap::new();
-    let until = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < until {
-        for record in kafka::poll_json(&reader, Duration::from_millis(500)) {
-            if let Some(id) = record["order_id"]
-                .as_str()
-                .filter(|id| id.starts_with(&prefix))
-            {
-                *counts.entry(id.to_string()).or_default() += 1;
-            }
-        }
-        let dups: u64 = counts.values().map(|n| n - 1).sum();
-        if dups >= expected
-            && counts.len() as u64 >= report["orders"]["processed"].as_u64().unwrap()
-        {
-            break;
-        }
-    }
-    let independent: u64 = counts.values().map(|n| n - 1).sum();
+    let processed = report["orders"]["processed"].as_u64().unwrap();
+    let counts = kafka::count_ids(
+        &reader,
+        &format!("{run_id}-"),
+        Duration::from_secs(20),
+        |c| kafka::duplicates(c) >= expected && c.len() as u64 >= processed,
+    );
+    let independent = kafka::duplicates(&counts);
     assert_eq!(
         expected, independent,
         "report duplicates vs independent count"

@@ -5,7 +5,6 @@
 mod support;
 
 use std::{
-    collections::HashMap,
     process::Command,
     time::{Duration, Instant},
 };
@@ -348,26 +347,14 @@ async fn duplicates_after_a_taskmanager_kill_match_an_independent_count() {
     );
 
     // Independent count: every record of this run in processed_orders, by order id.
-    let prefix = format!("{run_id}-");
-    let mut counts: HashMap<String, u64> = HashMap::new();
     let total_acked = acked(&s) as usize;
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        for record in kafka::poll_json(&reader, Duration::from_millis(500)) {
-            if let Some(id) = record["order_id"]
-                .as_str()
-                .filter(|id| id.starts_with(&prefix))
-            {
-                *counts.entry(id.to_string()).or_default() += 1;
-            }
-        }
-        let total: u64 = counts.values().sum();
-        let expected_total = total_acked as u64 + firedrill_duplicates as u64;
-        if (counts.len() >= total_acked && total >= expected_total) || Instant::now() > until {
-            break;
-        }
-    }
-    let independent: u64 = counts.values().map(|n| n - 1).sum();
+    let counts = kafka::count_ids(
+        &reader,
+        &format!("{run_id}-"),
+        Duration::from_secs(30),
+        |c| c.len() >= total_acked && kafka::duplicates(c) >= firedrill_duplicates as u64,
+    );
+    let independent = kafka::duplicates(&counts);
     assert_eq!(
         counts.len(),
         total_acked,

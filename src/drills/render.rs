@@ -289,7 +289,15 @@ fn summary_rows(r: &Report) -> Vec<Vec<Cell>> {
                 count(r.orders.failed_at_door)
             ),
         ),
-        ("Revenue loss", money(r.revenue.lost_dollars)),
+        (
+            "Revenue loss",
+            format!(
+                "{} ({} lost in the pipeline, {} failed at the door)",
+                money(r.revenue.lost_dollars + r.revenue.failed_at_door_dollars),
+                money(r.revenue.lost_dollars),
+                money(r.revenue.failed_at_door_dollars)
+            ),
+        ),
         ("Performance degradation", pct(r.throughput.degradation_pct)),
     ]);
     rows.push(vec![
@@ -1092,7 +1100,6 @@ mod tests {
             "| Downtime | 22.0 s |",
             "| Recovery time | 23.0 s |",
             "| Potentially lost orders | 0 lost, 12 failed at the door |",
-            "| Revenue loss | $0.00 |",
             "| Performance degradation | 93.8 % |",
             "| Data integrity | **PASS**: 9 duplicate output records",
             "50.0 orders/s · latency p50 0.35 s, p99 1.20 s · lag 20 messages",
@@ -1105,6 +1112,14 @@ mod tests {
         ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");
         }
+        let failed = money(sample_for_docs().revenue.failed_at_door_dollars);
+        let revenue_loss = format!(
+            "| Revenue loss | {failed} ($0.00 lost in the pipeline, {failed} failed at the door) |"
+        );
+        assert!(
+            md.contains(&revenue_loss),
+            "missing {revenue_loss:?} in\n{md}"
+        );
         assert!(!md.contains("Timeline chart"));
     }
 

@@ -421,7 +421,7 @@ impl Drill {
                 .map(|r| (r - reverted_at).max(0) as f64 / 1000.0),
             recovered,
             revenue: Revenue {
-                lost_dollars: (lost_cents + failed_cents) as f64 / 100.0,
+                lost_dollars: lost_cents as f64 / 100.0,
                 failed_at_door_dollars: failed_cents as f64 / 100.0,
                 delayed_dollars: end
                     .totals

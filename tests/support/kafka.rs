@@ -84,3 +84,31 @@ pub fn poll_json(consumer: &BaseConsumer, wait: Duration) -> Vec<serde_json::Val
     }
     out
 }
+
+/// Counts the records of `reader` per order id starting with `prefix`, until `enough` says
+/// so or `deadline` passes (independently of firedrill's audit).
+pub fn count_ids(
+    reader: &BaseConsumer,
+    prefix: &str,
+    deadline: Duration,
+    enough: impl Fn(&std::collections::HashMap<String, u64>) -> bool,
+) -> std::collections::HashMap<String, u64> {
+    let mut counts = std::collections::HashMap::new();
+    let until = std::time::Instant::now() + deadline;
+    while std::time::Instant::now() < until && !enough(&counts) {
+        for record in poll_json(reader, Duration::from_millis(500)) {
+            if let Some(id) = record["order_id"]
+                .as_str()
+                .filter(|id| id.starts_with(prefix))
+            {
+                *counts.entry(id.to_string()).or_default() += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// Records beyond the first per id.
+pub fn duplicates(counts: &std::collections::HashMap<String, u64>) -> u64 {
+    counts.values().map(|n| n - 1).sum()
+}
