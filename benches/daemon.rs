@@ -497,7 +497,7 @@ impl Http {
     }
 }
 
-/// Panics with a clear message unless the local stack's broker and Flink answer.
+/// Exits with a clear message unless the local stack's broker and Flink answer.
 fn require_stack() {
     let missing: Vec<String> = [("kafka broker", BROKER), ("flink rest", FLINK)]
         .into_iter()
@@ -507,12 +507,14 @@ fn require_stack() {
         })
         .map(|(name, addr)| format!("{name} {addr}"))
         .collect();
-    assert!(
-        missing.is_empty(),
-        "the local stack is not running ({} not reachable): start it with \
-         `compose/local/stack up` (or `make up`), then rerun",
-        missing.join(", ")
-    );
+    if !missing.is_empty() {
+        eprintln!(
+            "error: the local stack is not running ({} not reachable): start it with \
+             `compose/local/stack up` (or `make up`), then rerun",
+            missing.join(", ")
+        );
+        std::process::exit(1);
+    }
 }
 
 fn client_config() -> ClientConfig {
@@ -523,7 +525,8 @@ fn client_config() -> ClientConfig {
     config
 }
 
-/// Creates `topic` with `partitions` unless it exists, then checks its partition count.
+/// Creates `topic` with `partitions` unless it exists, then checks its partition count. Never
+/// deletes a topic: `tansu topic delete NAME` (tansu 0.6) drops every topic of the broker.
 fn ensure_topic(topic: &str, partitions: i32) {
     let tansu = std::env::var_os("LOCAL_STACK_CACHE")
         .map(PathBuf::from)
@@ -561,8 +564,10 @@ fn ensure_topic(topic: &str, partitions: i32) {
         .map_or(0, |t| t.partitions().len());
     assert_eq!(
         found, partitions as usize,
-        "topic {topic} has {found} partitions, the bench needs {partitions}: delete it \
-         (`tansu topic delete`) and rerun"
+        "topic {topic} has {found} partitions, the bench needs {partitions}. Do not delete it \
+         with `tansu topic delete`: tansu 0.6 drops every topic of the broker (and the \
+         pipeline with them); reset the stack's data instead (`compose/local/stack down \
+         --purge && compose/local/stack up`)"
     );
 }
 
