@@ -5,8 +5,9 @@
 //!
 //! Owns nothing but its own measurements. Both sides write into a dedicated topic
 //! (`bench-orders`, 2 partitions, created when missing), never the pipeline's `orders`, so
-//! Flink is not loaded. Each side runs `ROUNDS` times, alternating which goes first, and the
-//! median is reported: neither side gets all the warm broker.
+//! Flink is not loaded. Each side runs 3 times, alternating which goes first, and the median
+//! is reported: neither side gets all the warm broker. A last run paces firedrill at 0.8 x the
+//! plain median, to see whether it sustains the target rate with nothing failing.
 //!
 //! - firedrill: `Generator::build` as `app.rs` builds it (rate = max_rate = 1,000,000/s, an
 //!   audit `Event` channel drained here, an `AckIndex`), counting `Event::Acked`.
@@ -14,7 +15,10 @@
 //!   firedrill's, `poll(0)` after each send and, on `QueueFull`, poll then retry; counting
 //!   successful delivery reports.
 //!
-//! Each measurement discards a warm-up, then counts over a fixed window.
+//! Each measurement discards a warm-up, then counts over a fixed window, and also reads the
+//! CPU of this process and of the broker (same 2 cores) from `/proc`. A full run writes
+//! about 7 million records (~1.5 GB in tansu's sqlite file) into `bench-orders`; the broker
+//! keeps them (`compose/local/stack down --purge` resets its data).
 //!
 //! Run: `cargo bench --bench generator` (needs the local stack: `compose/local/stack up`); add
 //! `-- --quick` (or set `FIREDRILL_BENCH_QUICK=1`) for a one-round smoke run with short windows.
@@ -74,6 +78,10 @@ struct Counts {
 struct Run {
     acked_per_s: f64,
     failed_per_s: f64,
+    /// CPU of this process (the side being measured), % of one core.
+    own_cpu: f64,
+    /// CPU of the broker process, % of one core (it shares the 2 cores), if its pid is known.
+    broker_cpu: Option<f64>,
 }
 
 fn main() {
@@ -135,8 +143,11 @@ fn main() {
             rows.push((
                 format!("round {} {side}", round + 1),
                 format!(
-                    "{:>9.0} acked/s  ({:.0}/s failed at the door)",
-                    run.acked_per_s, run.failed_per_s
+                    "{:>6.0} acked/s, {:>6.0}/s failed at the door; CPU: bench {:>3.0} %, broker {}",
+                    run.acked_per_s,
+                    run.failed_per_s,
+                    run.own_cpu,
+                    run.broker_cpu.map_or("n/a".into(), |c| format!("{c:>3.0} %")),
                 ),
             ));
             if firedrill_side {
@@ -168,22 +179,24 @@ fn main() {
             }
         ),
     ));
-    // The ratio above is the generator flat out, where most orders fail at the door. Can it
-    // also *sustain* the target rate, paced, with nothing failing?
+    // The ratio above is the generator flat out, held back by its full queue. Can it also
+    // *sustain* the target rate, paced, with nothing failing?
     let paced = (plain * TARGET_RATIO).round() as u32;
     let run = run_firedrill(&plan, plan.rounds, paced);
     let sustained = run.acked_per_s >= 0.98 * f64::from(paced) && run.failed_per_s == 0.0;
     rows.push(row(
         &format!("firedrill paced at {TARGET_RATIO} x plain"),
         format!(
-            "{paced}/s asked: {:.0} acked/s, {:.0}/s failed ({})",
+            "{paced}/s asked: {:.0} acked/s, {:.0}/s failed ({}); CPU: bench {:.0} %, broker {}",
             run.acked_per_s,
             run.failed_per_s,
             if sustained {
                 "sustained"
             } else {
                 "NOT sustained"
-            }
+            },
+            run.own_cpu,
+            run.broker_cpu.map_or("n/a".into(), |c| format!("{c:.0} %")),
         ),
     ));
     rows.push(row(
@@ -219,12 +232,11 @@ fn run_firedrill(plan: &Plan, round: usize, rate: u32) -> Run {
 
     let counts = Arc::new(Counts::default());
     let drained = counts.clone();
-    // The audit's side of the channel, counting outcomes as fast as they come. On its own
-    // thread, not a task of the generator's runtime: flat out, `Generator::run` never yields
-    // (its limiter is always ready), and a task it wakes lands in its worker's LIFO slot,
-    // which other workers cannot steal, so a drain task there would never run.
-    let drain = thread::spawn(move || {
-        while let Some(event) = events.blocking_recv() {
+    // The audit's side of the channel, counting outcomes as fast as they come: a task on the
+    // generator's runtime, as the audit actor is in the daemon (the generator yields after
+    // every order, so the drain keeps up even flat out).
+    let drain = runtime.spawn(async move {
+        while let Some(event) = events.recv().await {
             match event {
                 Event::Acked { .. } => drained.acked.fetch_add(1, Ordering::Relaxed),
                 Event::Failed { .. } => drained.failed.fetch_add(1, Ordering::Relaxed),
@@ -238,7 +250,7 @@ fn run_firedrill(plan: &Plan, round: usize, rate: u32) -> Run {
     cancel.cancel();
     // The generator flushes what is in flight; then the producer (and its sender) drop.
     runtime.block_on(running).expect("generator task");
-    drain.join().expect("drain thread");
+    runtime.block_on(drain).expect("drain task");
     run
 }
 
@@ -259,7 +271,7 @@ fn run_plain(plan: &Plan, payload: &str) -> Run {
                 // Same shape and size as firedrill's keys (`run-seq`): same spread over
                 // partitions.
                 key.clear();
-                let _ = write!(key, "rplainbench-{seq}");
+                let _ = write!(key, "rplain0-{seq}");
                 seq += 1;
                 let mut record = BaseRecord::to(TOPIC).key(&key).payload(&payload);
                 loop {
@@ -296,21 +308,52 @@ fn counts_failed(producer: &BaseProducer<Counting>, error: &KafkaError) {
 /// Waits out the warm-up, then returns the rates over the window.
 fn measure(plan: &Plan, counts: &Counts) -> Run {
     thread::sleep(plan.warm_up);
+    let broker = broker_pid();
     let (acked0, failed0) = (
         counts.acked.load(Ordering::Relaxed),
         counts.failed.load(Ordering::Relaxed),
     );
+    let (own0, broker0) = (cpu_ticks("self"), broker.as_deref().and_then(cpu_ticks));
     let start = Instant::now();
     thread::sleep(plan.window);
     let (acked1, failed1) = (
         counts.acked.load(Ordering::Relaxed),
         counts.failed.load(Ordering::Relaxed),
     );
+    let (own1, broker1) = (cpu_ticks("self"), broker.as_deref().and_then(cpu_ticks));
     let secs = start.elapsed().as_secs_f64();
+    let pct = |t0: u64, t1: u64| (t1 - t0) as f64 / clock_ticks() / secs * 100.0;
     Run {
         acked_per_s: (acked1 - acked0) as f64 / secs,
         failed_per_s: (failed1 - failed0) as f64 / secs,
+        own_cpu: own0.zip(own1).map_or(f64::NAN, |(a, b)| pct(a, b)),
+        broker_cpu: broker0.zip(broker1).map(|(a, b)| pct(a, b)),
     }
+}
+
+/// utime + stime of `/proc/<pid>`, in clock ticks.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (which may hold spaces): state is field 3, utime and stime 14, 15.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The local stack's broker, from its pid file.
+fn broker_pid() -> Option<String> {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".stack/pids/kafka.pid");
+    Some(std::fs::read_to_string(file).ok()?.trim().to_string())
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on every Linux this runs on).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// Counts successful and failed delivery reports.
@@ -376,18 +419,20 @@ fn sample_payload() -> String {
     json
 }
 
-/// Panics with a clear message unless the local broker answers.
+/// Exits with a clear message unless the local broker answers.
 fn require_broker() {
     let addr = BROKER.parse().expect("valid address");
     if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-        panic!(
-            "the local stack is not running (kafka broker {BROKER} not reachable): start it with \
-             `compose/local/stack up` (or `make up`), then rerun"
+        eprintln!(
+            "error: the local stack is not running (kafka broker {BROKER} not reachable): start \
+             it with `compose/local/stack up` (or `make up`), then rerun"
         );
+        std::process::exit(1);
     }
 }
 
-/// Creates `topic` with `partitions` unless it exists, then checks its partition count.
+/// Creates `topic` with `partitions` unless it exists, then checks its partition count. Never
+/// deletes a topic: `tansu topic delete NAME` (tansu 0.6) drops every topic of the broker.
 fn ensure_topic(topic: &str, partitions: i32) {
     let tansu = std::env::var_os("LOCAL_STACK_CACHE")
         .map(std::path::PathBuf::from)
@@ -431,8 +476,10 @@ fn ensure_topic(topic: &str, partitions: i32) {
         .map_or(0, |t| t.partitions().len());
     assert_eq!(
         found, partitions as usize,
-        "topic {topic} has {found} partitions, the bench needs {partitions}: delete it \
-         (`tansu topic delete`) and rerun"
+        "topic {topic} has {found} partitions, the bench needs {partitions}. Do not delete it \
+         with `tansu topic delete`: tansu 0.6 drops every topic of the broker (and the \
+         pipeline with them); reset the stack's data instead (`compose/local/stack down \
+         --purge && compose/local/stack up`)"
     );
 }
 

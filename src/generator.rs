@@ -4,9 +4,17 @@
 //! Every order is announced to the audit (`Sent`) before it is handed to the producer, so
 //! the audit can never see an order it was not told about; the delivery report then says
 //! `Acked` (partition, offset, ack time; also recorded in the lag monitor's [`AckIndex`]) or
-//! `Failed`. While the broker is down, librdkafka's queue holds at most `max_in_flight`
-//! orders; orders beyond that, and orders that time out in the queue, fail "at the door".
-//! Memory stays bounded by that queue and production resumes by itself.
+//! `Failed`. librdkafka's queue holds at most `max_in_flight` orders. When it is full, a new
+//! order waits up to `queue_full_wait` for room (a broker that is merely slow backpressures
+//! the generator, as it would a real shop's checkout); if none frees up it fails "at the
+//! door", and so does every following order, at the paced rate and without waiting, until
+//! the queue takes one again (a broker that is down costs the orders customers place while it
+//! is down, counted, not fewer). Orders that time out in the queue fail too. Memory stays
+//! bounded by that queue and production resumes by itself.
+//!
+//! The loop yields to the scheduler after every order (`consume_budget`): asked for more than
+//! the broker takes, the limiter is always ready, and a loop that never yields would starve
+//! the tasks it wakes on its worker (the audit actor above all, whose inbox then grows).
 //!
 //! Does not own the accounting of what happens to orders after the broker acked them
 //! (`audit`), nor lag (`kafka`).
@@ -26,7 +34,10 @@ use rdkafka::{
     ClientContext, Message,
 };
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::{
+    sync::{mpsc, watch, Notify},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -46,8 +57,11 @@ pub struct Config {
     pub rate: NonZeroU32,
     /// The highest rate `PUT /generator/rate` accepts.
     pub max_rate: NonZeroU32,
-    /// Orders waiting for the broker at most; beyond that new orders fail at the door.
+    /// Orders waiting for the broker at most (librdkafka's queue).
     pub max_in_flight: NonZeroU32,
+    /// How long a new order waits for room in a full queue before it fails at the door.
+    #[serde(with = "crate::config::duration")]
+    pub queue_full_wait: Duration,
     /// How long an order may wait for the broker's ack before it counts as failed.
     #[serde(with = "crate::config::duration")]
     pub delivery_timeout: Duration,
@@ -65,6 +79,7 @@ impl Default for Config {
             rate: NonZeroU32::new(10).expect("non-zero"),
             max_rate: NonZeroU32::new(100_000).expect("non-zero"),
             max_in_flight: NonZeroU32::new(10_000).expect("non-zero"),
+            queue_full_wait: Duration::from_millis(100),
             delivery_timeout: Duration::from_secs(10),
             customers: NonZeroU32::new(1_000).expect("non-zero"),
             seed: None,
@@ -169,6 +184,8 @@ struct Delivery {
     events: mpsc::UnboundedSender<Event>,
     acks: Arc<Mutex<AckIndex>>,
     metrics: Metrics,
+    /// Signalled on every delivery report: the queue has room for one more order.
+    room: Arc<Notify>,
 }
 
 impl ClientContext for Delivery {
@@ -205,6 +222,7 @@ impl ProducerContext for Delivery {
         };
         // The audit gone means we are shutting down; nothing left to account to.
         let _ = self.events.send(event);
+        self.room.notify_one();
     }
 }
 
@@ -268,6 +286,10 @@ pub struct Generator {
     metrics: Metrics,
     flush_timeout: Duration,
     json: String,
+    room: Arc<Notify>,
+    queue_full_wait: Duration,
+    /// The last order found the queue full and waited in vain: fail at once until it has room.
+    door_shut: bool,
 }
 
 impl Generator {
@@ -300,10 +322,12 @@ impl Generator {
         for (key, value) in &config.producer_properties {
             client.set(key, value);
         }
+        let room = Arc::new(Notify::new());
         let producer = client.create_with_context(Delivery {
             events: events.clone(),
             acks,
             metrics: metrics.clone(),
+            room: room.clone(),
         })?;
         let (rate_tx, rate_rx) = watch::channel(config.rate.get());
         metrics.target_rate.set(i64::from(config.rate.get()));
@@ -321,6 +345,9 @@ impl Generator {
             metrics,
             flush_timeout: config.delivery_timeout,
             json: String::with_capacity(256),
+            room,
+            queue_full_wait: config.queue_full_wait,
+            door_shut: false,
         };
         let handle = Handle {
             rate: Arc::new(rate_tx),
@@ -355,7 +382,10 @@ impl Generator {
                         info!(rate = *self.rate.borrow(), "generator rate changed");
                         break;
                     }
-                    _ = limiter.until_ready() => self.produce_one(),
+                    _ = limiter.until_ready() => {
+                        self.produce_one().await;
+                        tokio::task::consume_budget().await;
+                    }
                 }
             }
         }
@@ -383,7 +413,7 @@ impl Generator {
         order
     }
 
-    fn produce_one(&mut self) {
+    async fn produce_one(&mut self) {
         let order = self.next_order(now_ms());
         order.write_json(&mut self.json);
         let key = order.key();
@@ -393,16 +423,34 @@ impl Generator {
             seq,
             value_cents: order.value_cents(),
         });
-        let record = BaseRecord::with_opaque_to(&self.topic, seq as usize)
-            .key(&key)
-            .payload(&self.json);
-        match self.producer.send(record) {
-            Ok(()) => self.metrics.record_sent(),
-            Err((error, _)) => {
-                self.metrics.record_failed(failure_reason(&error), false);
-                let _ = self.events.send(Event::Failed { seq });
+        let mut wait_until = None;
+        let error = loop {
+            let record = BaseRecord::with_opaque_to(&self.topic, seq as usize)
+                .key(&key)
+                .payload(&self.json);
+            let error = match self.producer.send(record) {
+                Ok(()) => {
+                    self.door_shut = false;
+                    self.metrics.record_sent();
+                    return;
+                }
+                Err((error, _)) => error,
+            };
+            let queue_full = error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull);
+            if !queue_full || self.door_shut {
+                break error;
             }
-        }
+            let until = *wait_until.get_or_insert_with(|| Instant::now() + self.queue_full_wait);
+            if tokio::time::timeout_at(until, self.room.notified())
+                .await
+                .is_err()
+            {
+                self.door_shut = true;
+                break error;
+            }
+        };
+        self.metrics.record_failed(failure_reason(&error), false);
+        let _ = self.events.send(Event::Failed { seq });
     }
 
     async fn flush(self) {
@@ -430,6 +478,91 @@ mod tests {
         let timeout = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
         assert_eq!(failure_reason(&timeout), "timeout");
         assert_eq!(failure_reason(&KafkaError::Canceled), "client");
+    }
+
+    /// A generator whose broker never answers (nothing listens on port 1), with room for one
+    /// order in its queue.
+    fn unreachable(
+        queue_full_wait: Duration,
+        delivery_timeout: Duration,
+    ) -> (Generator, mpsc::UnboundedReceiver<Event>) {
+        let config = Config {
+            max_in_flight: NonZeroU32::MIN,
+            queue_full_wait,
+            delivery_timeout,
+            ..Config::default()
+        };
+        let kafka = kafka::Config {
+            bootstrap_servers: "127.0.0.1:1".into(),
+            ..kafka::Config::default()
+        };
+        let (events, inbox) = mpsc::unbounded_channel();
+        let acks = Arc::new(Mutex::new(AckIndex::with_capacity(16)));
+        let (generator, _) =
+            Generator::build(&config, &kafka, "r", events, acks, &Registry::new()).unwrap();
+        (generator, inbox)
+    }
+
+    fn queue_full_failures(generator: &Generator) -> u64 {
+        generator
+            .metrics
+            .failures
+            .with_label_values(&["queue_full"])
+            .get()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_waits_once_then_fails_every_order_at_the_door() {
+        let wait = Duration::from_secs(7);
+        let (mut generator, _inbox) = unreachable(wait, Duration::from_secs(600));
+        let start = Instant::now();
+
+        generator.produce_one().await;
+        assert_eq!(generator.metrics.sent.get(), 1);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+
+        // The queue is full and nothing is delivered: the order waits its grace, then fails.
+        generator.produce_one().await;
+        assert_eq!(queue_full_failures(&generator), 1);
+        assert_eq!(start.elapsed(), wait);
+
+        // The door is shut: the next orders fail at once, so an outage costs every order.
+        generator.produce_one().await;
+        generator.produce_one().await;
+        assert_eq!(queue_full_failures(&generator), 3);
+        assert_eq!(start.elapsed(), wait);
+        assert_eq!(generator.metrics.sent.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_takes_the_order_as_soon_as_a_delivery_frees_room() {
+        // The first order times out in the queue (a delivery report, failed), which frees the
+        // room the second order waits for, well within its grace.
+        let (mut generator, mut inbox) =
+            unreachable(Duration::from_secs(120), Duration::from_millis(200));
+        generator.produce_one().await;
+        generator.produce_one().await;
+
+        assert_eq!(generator.metrics.sent.get(), 2);
+        assert_eq!(queue_full_failures(&generator), 0);
+        assert_eq!(
+            generator
+                .metrics
+                .failures
+                .with_label_values(&["timeout"])
+                .get(),
+            1
+        );
+        let mut events = Vec::new();
+        while let Ok(event) = inbox.try_recv() {
+            events.push(match event {
+                Event::Sent { seq, .. } => format!("sent {seq}"),
+                Event::Failed { seq } => format!("failed {seq}"),
+                other => format!("{other:?}"),
+            });
+        }
+        // Order 1 is announced before it waits; order 0's failure is what let it in.
+        assert_eq!(events, ["sent 0", "sent 1", "failed 0"]);
     }
 
     #[test]
