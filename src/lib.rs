@@ -9,6 +9,7 @@
 //! - `metrics`: the one Prometheus registry, its encoding, `firedrill_upstream_up`.
 //! - `telemetry`: structured logs (human or JSON).
 //! - `clock`: the wall clock, read in one place.
+//! - `durable`: crash-safe file replacement (fault ledger, drill reports).
 //! - `order`: the order model, catalogue, ids, wire formats (shared by generator and audit).
 //! - `generator`: paced producer of orders (governor), delivery reports.
 //! - `kafka`: client settings, topic names; `lag` (pure arithmetic), `monitor` (I/O).
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod drills;
+pub mod durable;
 pub mod faults;
 pub mod flink;
 pub mod generator;

@@ -143,6 +143,21 @@ async fn bad_requests_and_tokens_get_4xx_and_change_nothing() {
             400,
             "not a duration",
         ),
+        // Refused up front, not after the gate and the baseline.
+        (
+            "/drills",
+            Some(TOKEN),
+            r#"{"scenario": "taskmanager", "target": "nope"}"#,
+            404,
+            "unknown fault target",
+        ),
+        (
+            "/drills",
+            Some(TOKEN),
+            r#"{"scenario": "taskmanager", "target": "victim", "fault_duration": "1h"}"#,
+            400,
+            "exceeds max_duration 5m",
+        ),
     ];
     for (path, token, body, status, says) in cases {
         let (got, error) = post(&daemon, path, *token, body).await;

@@ -101,6 +101,27 @@ async fn flink(path: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// The highest N of the job's completed checkpoints (`chk-N` with `_metadata`) on disk.
+fn newest_retained_checkpoint(job: &str) -> u64 {
+    let dir = support::repo()
+        .join(".stack/data/flink/checkpoints")
+        .join(job);
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let n = path
+                .file_name()?
+                .to_str()?
+                .strip_prefix("chk-")?
+                .parse()
+                .ok()?;
+            path.join("_metadata").exists().then_some(n)
+        })
+        .max()
+        .unwrap_or_else(|| panic!("no completed checkpoint under {}", dir.display()))
+}
+
 fn phase(report: &serde_json::Value, name: &str) -> Option<i64> {
     report["phases"]
         .as_array()
@@ -248,6 +269,13 @@ async fn jobmanager_drill_resubmits_from_the_latest_checkpoint() {
     assert_eq!(
         report["flink"]["checkpoint_restored"].as_u64(),
         Some(restored)
+    );
+    // And it is the old job's newest retained checkpoint, not one from the baseline: at most
+    // one behind it, when that one completed within the monitor's last poll before the kill.
+    let newest = newest_retained_checkpoint(before);
+    assert!(
+        restored == newest || restored + 1 == newest,
+        "restored chk-{restored}, but the old job's newest retained checkpoint is chk-{newest}"
     );
     eprintln!(
         "jobmanager drill: resubmit_s={} restored chk-{restored} downtime={}",

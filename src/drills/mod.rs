@@ -26,7 +26,7 @@ use self::{
     report::{Report, Verdict},
     runner::Sources,
 };
-use crate::{clock::now_ms, metrics::register};
+use crate::{clock::now_ms, durable, faults::TargetView, metrics::register};
 
 /// `[drills]`: timings of the drill runner.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +37,10 @@ pub struct Config {
     /// The steady-state gate: the pipeline must be healthy for this long before a fault.
     #[serde(with = "crate::config::duration")]
     pub gate: Duration,
+    /// The gate also requires the lag of the pipeline's consumer group to be known and its
+    /// age (of the oldest uncommitted order) at most this.
+    #[serde(with = "crate::config::duration")]
+    pub gate_max_lag: Duration,
     /// How long the baseline is measured.
     #[serde(with = "crate::config::duration")]
     pub baseline: Duration,
@@ -54,8 +58,9 @@ pub struct Config {
     /// expected and do not fail the integrity verdict). The local stack's sink is.
     pub at_least_once: bool,
     /// Command that resubmits the Flink job after a JobManager loss (the job is gone without
-    /// HA); `{checkpoint}` is replaced by the latest retained checkpoint's path. Empty: no
-    /// resubmission.
+    /// HA); `{checkpoint}` is replaced by the newest retained checkpoint's path. It should
+    /// exit once the job runs (`stack submit` waits for every task to be RUNNING): its run
+    /// time is the report's `resubmit_s`. Empty: no resubmission.
     pub resubmit: Vec<String>,
     /// How long the job may be missing after the JobManager is back before it is resubmitted.
     #[serde(with = "crate::config::duration")]
@@ -67,6 +72,8 @@ impl Default for Config {
         Config {
             state_dir: PathBuf::from(".stack/firedrill/reports"),
             gate: Duration::from_secs(10),
+            // Flink commits offsets per checkpoint (every 10 s): lag is a sawtooth up to it.
+            gate_max_lag: Duration::from_secs(30),
             baseline: Duration::from_secs(20),
             fault_duration: Duration::from_secs(30),
             recovery_timeout: Duration::from_secs(120),
@@ -237,6 +244,13 @@ pub enum Error {
     /// The actor is gone (shutting down).
     #[error("drill runner stopped")]
     Stopped,
+    /// The request is malformed beyond what its JSON shape says.
+    #[error("{0}")]
+    Invalid(String),
+    /// The drill's fault could not be injected as asked (unknown target, unsupported
+    /// action, duration out of bounds): refused before the drill starts.
+    #[error(transparent)]
+    Fault(#[from] crate::faults::Error),
 }
 
 impl Error {
@@ -248,6 +262,8 @@ impl Error {
             Error::NoReport { .. } => 409,
             Error::Storage(_) => 500,
             Error::Stopped => 503,
+            Error::Invalid(_) => 400,
+            Error::Fault(e) => e.http_status(),
         }
     }
 }
@@ -363,6 +379,14 @@ impl Metrics {
         }
     }
 
+    /// Records `report` and, for a comprehensive one, first each part under its own scenario.
+    fn record_report_and_parts(&self, report: &Report) {
+        for part in &report.parts {
+            self.record_report(part);
+        }
+        self.record_report(report);
+    }
+
     fn record_report(&self, report: &Report) {
         let s = report.scenario.as_str();
         let set = |figure: &str, value: Option<f64>| match value {
@@ -421,25 +445,36 @@ impl Drills {
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|e| Error::Storage(format!("{}: {e}", config.state_dir.display())))?;
         let mut finished = BTreeMap::new();
+        let mut reports = Vec::new();
         let entries = std::fs::read_dir(&config.state_dir)
             .map_err(|e| Error::Storage(format!("{}: {e}", config.state_dir.display())))?;
         for entry in entries.flatten() {
             let path = entry.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue; // a temp file left by a crash mid-write, or something else
+            }
             let Some(id) = path.file_stem().and_then(|s| s.to_str()) else {
                 continue;
             };
             match read_report(&config.state_dir, id) {
                 Ok(report) => {
                     finished.insert(id.to_string(), view_of_report(&report));
+                    reports.push(report);
                 }
                 Err(error) => warn!(%error, "skipping unreadable report"),
             }
+        }
+        // The latest figures per scenario survive a restart: oldest first, newest wins.
+        let metrics = Metrics::register(registry);
+        reports.sort_by_key(|r| r.ended_at_ms);
+        for report in &reports {
+            metrics.record_report_and_parts(report);
         }
         let (tx, rx) = mpsc::channel(16);
         let drills = Drills {
             config: config.clone(),
             sources,
-            metrics: Metrics::register(registry),
+            metrics,
             commands: rx,
             finished,
             current: None,
@@ -526,6 +561,12 @@ impl Drills {
     }
 
     fn start(&mut self, request: DrillRequest) -> Result<DrillView, Error> {
+        check_request(
+            &request,
+            &self.config,
+            &self.sources.faults.targets(),
+            self.sources.faults.max_duration(),
+        )?;
         if let Some(c) = &self.current {
             return Err(Error::Busy(c.id.clone()));
         }
@@ -563,9 +604,9 @@ impl Drills {
             let state = match outcome {
                 Ok(report) => {
                     let path = report_path(&state_dir, &report.id);
-                    match std::fs::write(&path, report.to_json()) {
+                    match durable::write(&path, report.to_json().as_bytes()) {
                         Ok(()) => {
-                            metrics.record_report(&report);
+                            metrics.record_report_and_parts(&report);
                             info!(drill = %report.id, verdict = report.integrity.verdict.as_str(), path = %path.display(), "drill done");
                             progress.send_modify(|v| {
                                 v.state = DrillState::Done;
@@ -577,9 +618,9 @@ impl Drills {
                             });
                             DrillState::Done
                         }
-                        Err(error) => {
+                        Err((step, error)) => {
                             let message =
-                                format!("report not saved to {}: {error}", path.display());
+                                format!("report not saved to {} ({step}): {error}", path.display());
                             progress.send_modify(|v| {
                                 v.state = DrillState::Failed;
                                 v.message = message;
@@ -614,6 +655,56 @@ impl Drills {
     }
 }
 
+/// Refuses what could only fail later, after the gate and the baseline: a fault duration out
+/// of bounds, an unknown target, an action the target cannot do.
+fn check_request(
+    request: &DrillRequest,
+    config: &Config,
+    targets: &[TargetView],
+    max_duration: Duration,
+) -> Result<(), Error> {
+    use crate::faults::Error as Fault;
+    // Zero durations never get here: the request's deserializer refuses them.
+    let fault_len = request.fault_duration.unwrap_or(config.fault_duration);
+    if fault_len > max_duration {
+        return Err(Fault::DurationTooLong {
+            requested: fault_len,
+            max: max_duration,
+        }
+        .into());
+    }
+    let scenarios: &[Scenario] = match request.scenario {
+        Scenario::Comprehensive if request.target.is_some() || request.action.is_some() => {
+            return Err(Error::Invalid(
+                "a comprehensive drill uses each scenario's own target and action: leave \
+                 target and action out"
+                    .into(),
+            ))
+        }
+        Scenario::Comprehensive => &runner::COMPREHENSIVE,
+        ref single => std::slice::from_ref(single),
+    };
+    for scenario in scenarios {
+        let (default_target, default_action) = scenario.fault();
+        let name = request.target.as_deref().unwrap_or(default_target);
+        let action = request.action.unwrap_or(default_action);
+        let target = targets
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Fault::UnknownTarget(name.to_string()))?;
+        if !target.actions.contains(&action) {
+            return Err(Fault::UnsupportedAction {
+                target: name.to_string(),
+                action,
+                backend: target.backend,
+                reason: None,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 fn state_label(state: DrillState) -> &'static str {
     match state {
         DrillState::Done => "done",
@@ -634,5 +725,94 @@ fn view_of_report(report: &Report) -> DrillView {
         state_since_ms: report.ended_at_ms,
         message: format!("done: integrity {}", report.integrity.verdict.as_str()),
         integrity: Some(report.integrity.verdict),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Action;
+
+    fn target(name: &str, actions: &[Action]) -> TargetView {
+        TargetView {
+            name: name.into(),
+            backend: "process",
+            default_action: None,
+            actions: actions.to_vec(),
+            group: None,
+            members: Vec::new(),
+        }
+    }
+
+    fn request(json: serde_json::Value) -> DrillRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn check(json: serde_json::Value) -> Result<(), Error> {
+        let targets = [
+            target("kafka", &[Action::Stop, Action::Pause]),
+            target("jobmanager", &[Action::Kill]),
+            target("taskmanager", &[Action::Kill, Action::Stop]),
+            target("taskmanager-2", &[Action::Kill]),
+        ];
+        check_request(
+            &request(json),
+            &Config::default(),
+            &targets,
+            Duration::from_secs(120),
+        )
+    }
+
+    fn refused(json: serde_json::Value) -> (u16, String) {
+        let error = check(json).unwrap_err();
+        (error.http_status(), error.to_string())
+    }
+
+    #[test]
+    fn a_drill_that_could_only_fail_later_is_refused_up_front() {
+        use serde_json::json;
+        check(json!({"scenario": "comprehensive"})).unwrap();
+        check(
+            json!({"scenario": "taskmanager", "target": "taskmanager-2", "fault_duration": "2m"}),
+        )
+        .unwrap();
+        assert_eq!(
+            refused(json!({"scenario": "kafka", "fault_duration": "121s"})),
+            (400, "duration 2m 1s exceeds max_duration 2m".into())
+        );
+        assert_eq!(
+            refused(json!({"scenario": "taskmanager", "target": "taskmanager-9"})),
+            (404, "unknown fault target \"taskmanager-9\"".into())
+        );
+        assert_eq!(
+            refused(json!({"scenario": "jobmanager", "action": "pause"})),
+            (
+                400,
+                "target jobmanager (process) does not support action pause".into()
+            )
+        );
+        assert_eq!(
+            refused(json!({"scenario": "comprehensive", "target": "kafka"})).0,
+            400
+        );
+        for zero in [json!({"fault_duration": "0s"}), json!({"baseline": "0s"})] {
+            let mut body = zero.clone();
+            body["scenario"] = json!("kafka");
+            let error = serde_json::from_value::<DrillRequest>(body).unwrap_err();
+            assert!(error.to_string().contains("greater than zero"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_comprehensive_drill_needs_every_scenario_target() {
+        let only_kafka = [target("kafka", &[Action::Stop])];
+        let error = check_request(
+            &request(serde_json::json!({"scenario": "comprehensive"})),
+            &Config::default(),
+            &only_kafka,
+            Duration::from_secs(600),
+        )
+        .unwrap_err();
+        assert_eq!(error.to_string(), "unknown fault target \"taskmanager\"");
     }
 }

@@ -69,9 +69,13 @@ pub struct Drill {
     pub cancel: CancellationToken,
 }
 
+/// The scenarios of a comprehensive drill, in order.
+pub const COMPREHENSIVE: [Scenario; 3] =
+    [Scenario::Taskmanager, Scenario::Jobmanager, Scenario::Kafka];
+
 impl Scenario {
     /// The fault target and action of a single-fault scenario.
-    fn fault(self) -> (&'static str, Action) {
+    pub fn fault(self) -> (&'static str, Action) {
         match self {
             Scenario::Taskmanager => ("taskmanager", Action::Kill),
             Scenario::Jobmanager => ("jobmanager", Action::Kill),
@@ -96,10 +100,12 @@ impl Drill {
     }
 
     async fn comprehensive(&mut self) -> Result<Report, Ended> {
-        let scenarios = [Scenario::Taskmanager, Scenario::Jobmanager, Scenario::Kafka];
-        let mut parts = Vec::with_capacity(scenarios.len());
-        for (i, scenario) in scenarios.into_iter().enumerate() {
-            parts.push(self.part(scenario, Some((i + 1, scenarios.len()))).await?);
+        let mut parts = Vec::with_capacity(COMPREHENSIVE.len());
+        for (i, scenario) in COMPREHENSIVE.into_iter().enumerate() {
+            parts.push(
+                self.part(scenario, Some((i + 1, COMPREHENSIVE.len())))
+                    .await?,
+            );
         }
         Ok(combine(
             &self.id,
@@ -178,10 +184,13 @@ impl Drill {
         );
         let start = self.sources.audit.borrow().clone();
         let flink_before = self.sources.flink.borrow().clone();
+        // The newest retained checkpoint seen up to the fault: what a resubmission restores.
+        let mut checkpoint = checkpoint_path(&flink_before);
         let started_at = now_ms();
         let mut baseline_obs = vec![self.observe()];
         while now_ms() - started_at < baseline_len.as_millis() as i64 {
             baseline_obs.push(self.next().await.ok_or_else(|| aborted("the baseline"))?);
+            track_checkpoint(&mut checkpoint, &self.sources.flink.borrow());
         }
         let levels = levels(&baseline_obs);
         let baseline_audit = self.sources.audit.borrow().clone();
@@ -214,16 +223,14 @@ impl Drill {
             .request
             .fault_duration
             .unwrap_or(self.config.fault_duration);
-        let injected = self
-            .sources
-            .faults
-            .inject(
-                InjectRequest::new(&target)
-                    .action(action)
-                    .duration(fault_len + DEAD_MANS_MARGIN),
-            )
-            .await
-            .map_err(|e| (DrillState::Failed, format!("fault not injected: {e}")))?;
+        let injected =
+            self.sources
+                .faults
+                .inject(InjectRequest::new(&target).action(action).duration(
+                    (fault_len + DEAD_MANS_MARGIN).min(self.sources.faults.max_duration()),
+                ))
+                .await
+                .map_err(|e| (DrillState::Failed, format!("fault not injected: {e}")))?;
         let injected_at = injected.injected_at_ms;
         tracker.injected();
         self.set_state(
@@ -239,7 +246,10 @@ impl Drill {
         // 4. Observe until the fault's time is up.
         while now_ms() - injected_at < fault_len.as_millis() as i64 {
             match self.next().await {
-                Some(obs) => tracker.observe(obs),
+                Some(obs) => {
+                    tracker.observe(obs);
+                    track_checkpoint(&mut checkpoint, &self.sources.flink.borrow());
+                }
                 None => {
                     self.revert_quietly(&injected.id).await;
                     return Err(aborted("the fault"));
@@ -273,6 +283,7 @@ impl Drill {
             let obs = self.next().await.ok_or_else(|| aborted("recovery"))?;
             tracker.observe(obs);
             let flink = self.sources.flink.borrow().clone();
+            track_checkpoint(&mut checkpoint, &flink);
             let job_gone = flink.reachable
                 && flink
                     .job
@@ -284,7 +295,6 @@ impl Drill {
             }
             let since = *missing_since.get_or_insert(now_ms());
             if now_ms() - since >= self.config.resubmit_after.as_millis() as i64 {
-                let checkpoint = latest_checkpoint(&flink_before, &self.sources.flink.borrow());
                 self.set_state(
                     DrillState::Recovering,
                     format!(
@@ -412,10 +422,9 @@ impl Drill {
             }),
             baseline,
             phases,
-            downtime_s: p
-                .degraded_at
-                .zip(p.first_output_at)
-                .map(|(d, f)| (f - d).max(0) as f64 / 1000.0),
+            // The time output was stalled, not degradation -> first output: after a
+            // JobManager kill the TaskManagers keep writing until the heartbeat times out.
+            downtime_s: p.degraded_at.map(|_| tracker.stalled_s()),
             recovery_time_s: p
                 .recovered_at
                 .map(|r| (r - reverted_at).max(0) as f64 / 1000.0),
@@ -452,8 +461,13 @@ impl Drill {
         })
     }
 
-    /// The steady-state gate: for `gate`, the job runs, orders are processed at no less than
-    /// half the generator's rate, and nothing goes missing.
+    /// The steady-state gate: for `gate`, the job runs, no order is missing (past the SLA),
+    /// and at its end orders are processed at no less than half the generator's rate and
+    /// the pipeline group's lag is known and (where its age is known) at most
+    /// `gate_max_lag`.
+    ///
+    /// No order missing when the drill starts is what makes the report's lost count and
+    /// lost revenue exact: both are "unseen at the end" minus what was already lost.
     async fn gate(&mut self) -> Result<(), Ended> {
         let refuse = |why: String| (DrillState::Refused, format!("steady-state gate: {why}"));
         let rate = self.sources.generator.rate();
@@ -475,10 +489,11 @@ impl Drill {
                 None if !flink.reachable => return Err(refuse("Flink is not reachable".into())),
                 None => return Err(refuse("there is no Flink job".into())),
             }
-            if last.totals.missing + last.totals.lost > first.totals.missing + first.totals.lost {
+            if last.totals.missing > 0 || last.totals.lost > first.totals.lost {
                 return Err(refuse(format!(
-                    "{} orders are missing (past the SLA)",
-                    last.totals.missing
+                    "{} orders are missing (past the SLA), {} newly lost",
+                    last.totals.missing,
+                    last.totals.lost - first.totals.lost
                 )));
             }
         }
@@ -490,7 +505,26 @@ impl Drill {
                 "processed {throughput:.1} orders/s, below half the generator's {rate}/s"
             )));
         }
-        Ok(())
+        let group = &self.sources.lag_group;
+        let (messages, seconds) = {
+            let lag = self.sources.lag.borrow();
+            (lag.messages(group), lag.max_seconds(group))
+        };
+        if messages.is_none() {
+            return Err(refuse(format!(
+                "the lag of consumer group {group} is unknown (Kafka unreachable?)"
+            )));
+        }
+        // The age is unknown only while the group's committed offset points at a record
+        // produced before this daemon started; its lag in messages is known then.
+        match seconds {
+            Some(lag) if lag > self.config.gate_max_lag.as_secs_f64() => Err(refuse(format!(
+                "consumer group {group} lags {lag:.1} s ({} orders), above {}",
+                messages.unwrap_or_default(),
+                humantime::format_duration(self.config.gate_max_lag)
+            ))),
+            _ => Ok(()),
+        }
     }
 
     async fn revert_quietly(&self, id: &str) {
@@ -528,27 +562,32 @@ fn orders(start: &Totals, end: &Totals) -> Orders {
         failed_at_door: d(|t| t.failed),
         processed: d(|t| t.processed),
         duplicates: d(|t| t.duplicates),
-        lost: unseen(end).saturating_sub(start.lost + start.missing),
+        // The gate made sure nothing was missing at the start.
+        lost: unseen(end).saturating_sub(start.lost),
         delayed: d(|t| t.late),
         unexpected: d(|t| t.unexpected),
         invalid: d(|t| t.invalid),
     }
 }
 
-/// The newest retained checkpoint known: from the status now, else from before the fault.
-fn latest_checkpoint(before: &FlinkStatus, now: &FlinkStatus) -> Option<String> {
-    [now, before]
-        .iter()
-        .filter_map(|s| {
-            s.job
-                .as_ref()?
-                .last_checkpoint
-                .as_ref()?
-                .external_path
-                .clone()
-        })
-        .next()
-        .map(|p| p.trim_start_matches("file:").to_string())
+/// The path of the latest completed checkpoint of the job in `status`, if it has one.
+fn checkpoint_path(status: &FlinkStatus) -> Option<String> {
+    let path = status
+        .job
+        .as_ref()?
+        .last_checkpoint
+        .as_ref()?
+        .external_path
+        .as_ref()?;
+    Some(path.trim_start_matches("file:").to_string())
+}
+
+/// Keeps `known` at the newest checkpoint reported so far: a status without a job (the
+/// JobManager is down, or came back without it) leaves it as it was.
+fn track_checkpoint(known: &mut Option<String>, status: &FlinkStatus) {
+    if let Some(path) = checkpoint_path(status) {
+        *known = Some(path);
+    }
 }
 
 /// Runs the resubmit command, `{checkpoint}` replaced; without a checkpoint the argument
@@ -752,14 +791,17 @@ mod tests {
             }),
             ..FlinkStatus::default()
         };
-        let before = status(Some("file:/data/chk-3"));
         assert_eq!(
-            latest_checkpoint(&before, &FlinkStatus::default()).as_deref(),
+            checkpoint_path(&status(Some("file:/data/chk-3"))).as_deref(),
             Some("/data/chk-3")
         );
-        assert_eq!(
-            latest_checkpoint(&status(None), &FlinkStatus::default()),
-            None
-        );
+        assert_eq!(checkpoint_path(&status(None)), None);
+
+        // The newest checkpoint wins; a status without a job (the JobManager is down, or
+        // back without the job) keeps the last one known, not the one of the baseline.
+        let mut known = checkpoint_path(&status(Some("file:/data/chk-3")));
+        track_checkpoint(&mut known, &status(Some("file:/data/chk-5")));
+        track_checkpoint(&mut known, &FlinkStatus::default());
+        assert_eq!(known.as_deref(), Some("/data/chk-5"));
     }
 }

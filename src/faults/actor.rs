@@ -72,6 +72,7 @@ enum Command {
 pub struct Handle {
     commands: mpsc::Sender<Command>,
     targets: Arc<Vec<TargetView>>,
+    max_duration: Duration,
 }
 
 impl Handle {
@@ -123,6 +124,11 @@ impl Handle {
     /// Configured targets, then groups.
     pub fn targets(&self) -> Vec<TargetView> {
         self.targets.as_ref().clone()
+    }
+
+    /// The longest fault accepted (`faults.max_duration`).
+    pub fn max_duration(&self) -> Duration {
+        self.max_duration
     }
 
     async fn ask<T>(
@@ -312,6 +318,7 @@ impl Faults {
         let handle = Handle {
             commands,
             targets: Arc::new(target_views(config)),
+            max_duration: config.max_duration,
         };
         let faults = Faults {
             config: Arc::new(config.clone()),

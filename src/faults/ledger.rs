@@ -1,21 +1,19 @@
 //! The persisted fault ledger: every fault that may be in effect, in a JSON file that
 //! survives a crash of firedrill.
 //!
-//! Owns the file format and durability: each change rewrites the whole file through a
-//! temporary file that is fsynced, renamed over the ledger, and followed by an fsync of the
-//! directory, so that after a crash the file is either the old or the new version, never a
-//! torn one. It does not decide when entries are added or removed (the actor does: before a
+//! Owns the file format; each change rewrites the whole file with [`durable::write`], so that
+//! after a crash the file is either the old or the new version, never a torn one. It does not decide when entries are added or removed (the actor does: before a
 //! fault touches anything, after its revert succeeded).
 
 use std::{
-    fs::{self, File},
-    io::{self, Write},
+    fs, io,
     path::{Path, PathBuf},
 };
 
 use serde::{Deserialize, Serialize};
 
 use super::{Action, Subject};
+use crate::durable;
 
 /// Format version written into the file.
 const VERSION: u32 = 1;
@@ -150,39 +148,18 @@ impl Ledger {
 
     /// Writes every entry: temp file, fsync, rename over the ledger, fsync the directory.
     fn persist(&self) -> Result<(), Error> {
-        let io_err = |op| {
-            let path = self.path.clone();
-            move |source| Error::Io { path, op, source }
-        };
-        let body = serde_json::to_vec_pretty(&LedgerFile {
+        let mut body = serde_json::to_vec_pretty(&LedgerFile {
             version: VERSION,
             faults: self.entries.clone(),
         })
         .expect("ledger entries serialize");
-        let tmp = temp_path(&self.path);
-        let mut file = File::create(&tmp).map_err(io_err("create temp file"))?;
-        file.write_all(&body).map_err(io_err("write temp file"))?;
-        file.write_all(b"\n").map_err(io_err("write temp file"))?;
-        file.sync_all().map_err(io_err("fsync temp file"))?;
-        drop(file);
-        fs::rename(&tmp, &self.path).map_err(io_err("rename temp file"))?;
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("fsync directory"))?;
-        Ok(())
+        body.push(b'\n');
+        durable::write(&self.path, &body).map_err(|(op, source)| Error::Io {
+            path: self.path.clone(),
+            op,
+            source,
+        })
     }
-}
-
-/// `faults.json` -> `faults.json.tmp`, beside it (a rename is atomic only within a file
-/// system).
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
 }
 
 #[cfg(test)]
@@ -234,7 +211,10 @@ mod tests {
         }
         let reopened = Ledger::open(&path).unwrap();
         assert_eq!(reopened.entries(), entries());
-        assert!(!temp_path(&path).exists(), "the temp file was renamed");
+        assert!(
+            !durable::temp_path(&path).exists(),
+            "the temp file was renamed"
+        );
 
         let json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         assert_eq!(json["faults"][0]["backend"], "process");
@@ -256,7 +236,7 @@ mod tests {
         let mut ledger = Ledger::open(&path).unwrap();
         ledger.insert(entries().remove(0)).unwrap();
         // A crash while writing the next version leaves a partial temp file behind.
-        fs::write(temp_path(&path), b"{\"version\":1,\"fau").unwrap();
+        fs::write(durable::temp_path(&path), b"{\"version\":1,\"fau").unwrap();
         assert_eq!(Ledger::open(&path).unwrap().entries(), &entries()[..1]);
         // The next write replaces it.
         ledger.insert(entries().remove(1)).unwrap();
@@ -269,7 +249,7 @@ mod tests {
         let path = dir.path().join("faults.json");
         let mut ledger = Ledger::open(&path).unwrap();
         // A directory where the temp file should go makes the write fail.
-        fs::create_dir(temp_path(&path)).unwrap();
+        fs::create_dir(durable::temp_path(&path)).unwrap();
         let err = ledger.insert(entries().remove(0)).unwrap_err();
         assert_eq!(err.kind(), "io");
         assert!(ledger.entries().is_empty());
