@@ -22,7 +22,7 @@ use crate::{
     audit::{consumer::Consumer, Audit},
     config::Config,
     drills::{runner::Sources, Drills},
-    faults::Faults,
+    faults::{self, Faults},
     flink::monitor::FlinkMonitor,
     generator::Generator,
     http,
@@ -68,7 +68,9 @@ impl App {
             .context("kafka lag monitor")?;
         let flink = FlinkMonitor::build(&config.flink, registry, upstreams.clone())
             .context("flink monitor")?;
-        let (faults, faults_handle) = Faults::build(&config.faults, registry).context("faults")?;
+        let (faults, faults_handle) =
+            Faults::build_with_upstreams(&config.faults, registry, Some(upstreams.clone()))
+                .context("faults")?;
         let sources = Sources {
             audit: audit.subscribe(),
             flink: flink.subscribe(),
@@ -119,7 +121,9 @@ impl App {
         info!(run_id = %self.run_id, "firedrill starting");
         let http_addr = self.http_addr();
         let drills = Stage::new("drills");
-        let faults = Stage::new("faults");
+        // Reverts are not cut short by the shutdown deadline: a target left half-restarted
+        // would wait for the next start to be reverted.
+        let faults = Stage::new("faults").at_least(faults::SHUTDOWN_GRACE);
         let generator = Stage::new("generator");
         let pipeline = Stage::new("audit and monitors");
         let serving = Stage::new("http");
@@ -155,6 +159,8 @@ struct Stage {
     name: &'static str,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// How long the stage may take to stop, whatever the overall deadline has left.
+    at_least: Duration,
 }
 
 impl Stage {
@@ -163,7 +169,13 @@ impl Stage {
             name,
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            at_least: Duration::ZERO,
         }
+    }
+
+    fn at_least(mut self, at_least: Duration) -> Stage {
+        self.at_least = at_least;
+        self
     }
 
     fn spawn(
@@ -184,29 +196,62 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops the stages in order, giving all of them together at most `deadline`. Returns
-    /// the names of stages that did not finish in time.
+    /// Stops the stages in order, giving all of them together at most `deadline` (a stage
+    /// with a longer `at_least` gets that from when it is stopped). Returns the names of
+    /// stages that did not finish in time.
     pub async fn shutdown(self, deadline: Duration) -> Vec<&'static str> {
-        let until = Instant::now() + deadline;
-        let mut late = Vec::new();
-        for stage in self.stages {
-            stage.cancel.cancel();
-            stage.tracker.close();
-            if tokio::time::timeout_at(until, stage.tracker.wait())
-                .await
-                .is_err()
-            {
-                warn!(stage = stage.name, "stage did not stop before the deadline");
-                late.push(stage.name);
-            } else {
-                info!(stage = stage.name, "stopped");
-            }
-        }
-        late
+        shutdown(self.stages, deadline).await
     }
+}
+
+async fn shutdown(stages: Vec<Stage>, deadline: Duration) -> Vec<&'static str> {
+    let until = Instant::now() + deadline;
+    let mut late = Vec::new();
+    for stage in stages {
+        stage.cancel.cancel();
+        stage.tracker.close();
+        let stage_until = until.max(Instant::now() + stage.at_least);
+        if tokio::time::timeout_at(stage_until, stage.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(stage = stage.name, "stage did not stop before the deadline");
+            late.push(stage.name);
+        } else {
+            info!(stage = stage.name, "stopped");
+        }
+    }
+    late
 }
 
 /// A run id: unique per start, no `-` (order ids are `run-seq`).
 fn new_run_id() -> String {
     format!("r{:x}{:04x}", crate::clock::now_ms(), fastrand::u16(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stage_with_a_longer_bound_is_not_cut_by_the_deadline() {
+        let stage = |name, takes: Duration| {
+            let stage = Stage::new(name);
+            let cancel = stage.cancel.clone();
+            stage.spawn(name, async move {
+                cancel.cancelled().await;
+                tokio::time::sleep(takes).await;
+            });
+            stage
+        };
+        let reverts = stage("faults", Duration::from_secs(40)).at_least(Duration::from_secs(60));
+        let slow = stage("slow", Duration::from_secs(30));
+        let start = Instant::now();
+
+        let late = shutdown(vec![reverts, slow], Duration::from_secs(20)).await;
+
+        // The faults stage took its 40 s; the next one had nothing left of the 20 s.
+        assert_eq!(late, ["slow"]);
+        assert_eq!(start.elapsed(), Duration::from_secs(40));
+    }
 }

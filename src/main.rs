@@ -27,7 +27,8 @@ enum Command {
         /// Config file (TOML); FIREDRILL_<SECTION>__<KEY> variables override it.
         #[arg(long, short)]
         config: PathBuf,
-        /// How long shutdown may take before the process exits anyway.
+        /// How long shutdown may take before the process exits anyway (reverting active
+        /// faults gets at least 60 s of it).
         #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
         shutdown_timeout: Duration,
     },

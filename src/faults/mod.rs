@@ -31,7 +31,7 @@ use std::{fmt, time::Duration};
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use self::{
-    actor::{Faults, Handle},
+    actor::{Faults, Handle, SHUTDOWN_GRACE},
     backend::{Backend, BackendKind, Subject},
     config::{Config, Target},
 };
