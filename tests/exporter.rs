@@ -108,13 +108,20 @@ async fn steady_load_is_processed_exactly_once() {
     ready(&daemon).await;
     let started = Instant::now();
     let mut max_checkpoint_age: f64 = 0.0;
+    let mut age_samples = 0;
     while started.elapsed() < Duration::from_secs(30) {
         let s = daemon.scrape().await;
-        if let Some(age) = s.metric("firedrill_flink_checkpoint_age_seconds").value() {
-            max_checkpoint_age = max_checkpoint_age.max(age);
-        }
+        // Every sample must have a real age: absent or NaN would hide a stalled monitor.
+        let age = s
+            .metric("firedrill_flink_checkpoint_age_seconds")
+            .value()
+            .expect("checkpoint age exported while the job runs");
+        assert!(age.is_finite() && age >= 0.0, "checkpoint age {age}");
+        max_checkpoint_age = max_checkpoint_age.max(age);
+        age_samples += 1;
         tokio::time::sleep(Duration::from_secs(1)).await; // sampling period, not a wait
     }
+    assert!(age_samples >= 20, "only {age_samples} samples in 30 s");
     set_rate(&daemon, 0).await;
     let stopped = Instant::now();
     // With the at-least-once sink output is visible at once; two checkpoint intervals (20 s)

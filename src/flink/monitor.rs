@@ -5,7 +5,7 @@
 //! the configured name is followed; a new job id shows in `firedrill_flink_job_info`) and the
 //! JobManager being down (`firedrill_upstream_up{upstream="flink"} 0`, job series absent).
 
-use prometheus::{Gauge, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, IntGaugeVec, Opts, Registry};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -93,13 +93,15 @@ struct Metrics {
     state: IntGaugeVec,
     info: IntGaugeVec,
     uptime: Gauge,
-    restarts: IntGauge,
-    taskmanagers: IntGauge,
+    // Plain (f64) gauges, not IntGauge, so that unknown can be NaN rather than a stale or
+    // misleading value.
+    restarts: Gauge,
+    taskmanagers: Gauge,
     slots: IntGaugeVec,
     checkpoints: IntGaugeVec,
     checkpoint_age: Gauge,
     checkpoint_duration: Gauge,
-    checkpoint_size: IntGauge,
+    checkpoint_size: Gauge,
     restore_time: Gauge,
 }
 
@@ -107,9 +109,6 @@ impl Metrics {
     fn register(registry: &Registry) -> Self {
         let gauge = |name: &str, help: &str| {
             register(registry, Gauge::new(name, help).expect("valid metric"))
-        };
-        let int_gauge = |name: &str, help: &str| {
-            register(registry, IntGauge::new(name, help).expect("valid metric"))
         };
         let int_vec = |name: &str, help: &str, labels: &[&str]| {
             register(
@@ -132,11 +131,11 @@ impl Metrics {
                 "firedrill_flink_job_uptime_seconds",
                 "Time since the watched job last entered RUNNING; 0 when not running.",
             ),
-            restarts: int_gauge(
+            restarts: gauge(
                 "firedrill_flink_job_restarts",
                 "Restarts of the watched job (Flink's numRestarts; a new job starts at 0).",
             ),
-            taskmanagers: int_gauge(
+            taskmanagers: gauge(
                 "firedrill_flink_taskmanagers",
                 "TaskManagers registered with the JobManager.",
             ),
@@ -158,7 +157,7 @@ impl Metrics {
                 "firedrill_flink_last_checkpoint_duration_seconds",
                 "Trigger-to-completion time of the latest completed checkpoint.",
             ),
-            checkpoint_size: int_gauge(
+            checkpoint_size: gauge(
                 "firedrill_flink_last_checkpoint_size_bytes",
                 "State size of the latest completed checkpoint.",
             ),
@@ -170,7 +169,7 @@ impl Metrics {
     }
 
     fn export(&self, status: &FlinkStatus) {
-        self.taskmanagers.set(i64::from(status.taskmanagers));
+        self.taskmanagers.set(f64::from(status.taskmanagers));
         self.slots
             .with_label_values(&["total"])
             .set(i64::from(status.slots_total));
@@ -192,7 +191,8 @@ impl Metrics {
             .running_since_ms
             .map_or(0.0, |t| (status.at_ms - t).max(0) as f64 / 1000.0);
         self.uptime.set(uptime);
-        self.restarts.set(job.restarts.unwrap_or(0) as i64);
+        self.restarts
+            .set(job.restarts.map_or(f64::NAN, |restarts| restarts as f64));
         let counts = &job.checkpoints;
         for (label, value) in [
             ("completed", counts.completed),
@@ -206,15 +206,21 @@ impl Metrics {
         }
         self.checkpoint_age
             .set(job.checkpoint_age_seconds(status.at_ms));
-        if let Some(c) = &job.last_checkpoint {
-            self.checkpoint_duration
-                .set(c.end_to_end_duration as f64 / 1000.0);
-            self.checkpoint_size
-                .set(c.state_size.or(c.checkpointed_size).unwrap_or(0) as i64);
-        }
-        if let Some(r) = &job.last_restore {
-            self.restore_time.set(r.restore_timestamp as f64 / 1000.0);
-        }
+        // A job without a completed checkpoint or a restore (a new job after a resubmission,
+        // too) has none: NaN, not the previous job's figures.
+        let checkpoint = job.last_checkpoint.as_ref();
+        self.checkpoint_duration
+            .set(checkpoint.map_or(f64::NAN, |c| c.end_to_end_duration as f64 / 1000.0));
+        self.checkpoint_size.set(
+            checkpoint
+                .and_then(|c| c.state_size.or(c.checkpointed_size))
+                .map_or(f64::NAN, |bytes| bytes as f64),
+        );
+        self.restore_time.set(
+            job.last_restore
+                .as_ref()
+                .map_or(f64::NAN, |r| r.restore_timestamp as f64 / 1000.0),
+        );
     }
 
     fn clear_job(&self) {
@@ -223,8 +229,10 @@ impl Metrics {
         self.checkpoints.reset();
         for g in [
             &self.uptime,
+            &self.restarts,
             &self.checkpoint_age,
             &self.checkpoint_duration,
+            &self.checkpoint_size,
             &self.restore_time,
         ] {
             g.set(f64::NAN);
@@ -233,6 +241,7 @@ impl Metrics {
 
     fn clear(&self) {
         self.clear_job();
+        self.taskmanagers.set(f64::NAN);
         self.slots.reset();
     }
 }
@@ -395,6 +404,15 @@ mod tests {
     fn export_is_one_hot_and_clears_without_a_job() {
         let registry = crate::metrics::registry();
         let metrics = Metrics::register(&registry);
+        // The exposition's lines, compared whole (a prefix would let 10 pass for 1).
+        let lines = || {
+            let text = String::from_utf8(crate::metrics::encode(&registry)).unwrap();
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        let has = |lines: &[String], line: &str| lines.iter().any(|l| l == line);
         let status = FlinkStatus {
             at_ms: 12_000,
             reachable: true,
@@ -404,18 +422,57 @@ mod tests {
             job: Some(job("RESTARTING", Some(11_000))),
         };
         metrics.export(&status);
-        let text = String::from_utf8(crate::metrics::encode(&registry)).unwrap();
-        assert!(text.contains("firedrill_flink_job_state{state=\"RESTARTING\"} 1"));
-        assert!(text.contains("firedrill_flink_job_state{state=\"RUNNING\"} 0"));
-        assert!(text.contains("firedrill_flink_checkpoint_age_seconds 1"));
-        assert!(text.contains("firedrill_flink_job_uptime_seconds 10"));
-        assert!(text.contains("firedrill_flink_slots{state=\"available\"} 2"));
+        let now = lines();
+        for line in [
+            "firedrill_flink_job_state{state=\"RESTARTING\"} 1",
+            "firedrill_flink_job_state{state=\"RUNNING\"} 0",
+            "firedrill_flink_checkpoint_age_seconds 1",
+            "firedrill_flink_job_uptime_seconds 10",
+            "firedrill_flink_job_restarts 3",
+            "firedrill_flink_last_checkpoint_size_bytes 4096",
+            "firedrill_flink_last_checkpoint_duration_seconds 0.15",
+            "firedrill_flink_last_restore_timestamp_seconds NaN",
+            "firedrill_flink_taskmanagers 2",
+            "firedrill_flink_slots{state=\"available\"} 2",
+        ] {
+            assert!(has(&now, line), "{line} not in {now:#?}");
+        }
+
+        // No job: nothing of the old one survives.
         metrics.export(&FlinkStatus {
             job: None,
+            ..status.clone()
+        });
+        let now = lines();
+        assert!(!now
+            .iter()
+            .any(|l| l.starts_with("firedrill_flink_job_state{")));
+        for line in [
+            "firedrill_flink_checkpoint_age_seconds NaN",
+            "firedrill_flink_job_restarts NaN",
+            "firedrill_flink_last_checkpoint_size_bytes NaN",
+            "firedrill_flink_taskmanagers 2",
+        ] {
+            assert!(has(&now, line), "{line} not in {now:#?}");
+        }
+
+        // A resubmitted job without a checkpoint yet: not the previous job's figures.
+        metrics.export(&status);
+        metrics.export(&FlinkStatus {
+            job: Some(job("RUNNING", None)),
             ..status
         });
-        let text = String::from_utf8(crate::metrics::encode(&registry)).unwrap();
-        assert!(!text.contains("firedrill_flink_job_state{"));
-        assert!(text.contains("firedrill_flink_checkpoint_age_seconds NaN"));
+        let now = lines();
+        assert!(has(&now, "firedrill_flink_last_checkpoint_size_bytes NaN"));
+        assert!(has(
+            &now,
+            "firedrill_flink_last_checkpoint_duration_seconds NaN"
+        ));
+
+        // The JobManager unreachable: TaskManagers unknown too.
+        metrics.clear();
+        let now = lines();
+        assert!(has(&now, "firedrill_flink_taskmanagers NaN"), "{now:#?}");
+        assert!(!now.iter().any(|l| l.starts_with("firedrill_flink_slots{")));
     }
 }

@@ -241,6 +241,11 @@ impl LagMonitor {
             }
             Err(error) => {
                 self.metrics.clear();
+                // Unknown for the drills too: an empty snapshot, not the last lag seen.
+                self.snapshot.send_replace(LagSnapshot {
+                    at_ms: now_ms(),
+                    groups: Vec::new(),
+                });
                 if self.upstreams.observe(Upstream::Kafka, false) {
                     warn!(%error, "kafka lag poll failed; lag unknown until it answers");
                 } else {
