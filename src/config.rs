@@ -276,6 +276,9 @@ mod tests {
         let config = load(text, &[]).expect("config/firedrill.toml is valid");
         assert_eq!(config.generator.rate.get(), 10);
         assert_eq!(config.kafka.orders_topic.as_str(), "orders");
+        // It documents the defaults: every value in it is the one firedrill uses without it.
+        let defaults = load("", &[]).unwrap();
+        assert_eq!(format!("{config:#?}"), format!("{defaults:#?}"));
     }
 
     #[test]

@@ -313,7 +313,15 @@ pub fn free_members<'a>(
 }
 
 /// Target and group names appear in URL paths and metric labels: keep them plain.
+/// Path segments of fixed routes under `/faults/`: a target of that name would be unreachable.
+const RESERVED_NAMES: [&str; 2] = ["reset", "targets"];
+
 fn check_name(name: &str) -> Result<(), String> {
+    if RESERVED_NAMES.contains(&name) {
+        return Err(format!(
+            "name {name:?} is taken by the route /faults/{name}; choose another"
+        ));
+    }
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -336,6 +344,15 @@ mod tests {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
+    }
+
+    #[test]
+    fn a_target_cannot_take_the_name_of_a_route() {
+        let err = parse(
+            "[targets.reset]\nbackend = \"process\"\npid_file = \"p\"\nstart = [\"s\"]\ndefault_action = \"kill\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("taken by the route /faults/reset"), "{err}");
     }
 
     #[test]
