@@ -27,11 +27,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nix::{sys::signal, unistd::Pid};
-use rdkafka::{consumer::BaseConsumer, consumer::Consumer, ClientConfig};
+mod support;
 
-const BROKER: &str = "127.0.0.1:9092";
-const FLINK: &str = "127.0.0.1:8081";
+use nix::{sys::signal, unistd::Pid};
+use rdkafka::consumer::Consumer;
+use support::{clock_ticks, ensure_topic, loadavg, other_daemons, row, BROKER, FLINK};
+
 const WIDE_TOPIC: &str = "bench-orders-100";
 const WIDE_PARTITIONS: i32 = 100;
 const WIDE_RATE: u32 = 500;
@@ -70,7 +71,7 @@ fn main() {
             footprint_window: Duration::from_secs(60),
         }
     };
-    require_stack();
+    support::require(&[("kafka broker", BROKER), ("flink rest", FLINK)]);
     println!(
         "firedrill daemon bench{}: binary {}",
         if quick { " (quick)" } else { "" },
@@ -410,13 +411,7 @@ impl Daemon {
 
     /// utime + stime, in clock ticks.
     fn cpu_ticks(&self) -> u64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("/proc/PID/stat");
-        // Fields after the command name (which may contain spaces): state is field 3, utime
-        // and stime are fields 14 and 15.
-        let rest = &stat[stat.rfind(')').expect("comm in stat") + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+        support::cpu_ticks(&self.pid().to_string()).expect("/proc/PID/stat")
     }
 
     fn stop(mut self) {
@@ -497,83 +492,9 @@ impl Http {
     }
 }
 
-/// Exits with a clear message unless the local stack's broker and Flink answer.
-fn require_stack() {
-    let missing: Vec<String> = [("kafka broker", BROKER), ("flink rest", FLINK)]
-        .into_iter()
-        .filter(|(_, addr)| {
-            let addr = addr.parse().expect("valid address");
-            TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err()
-        })
-        .map(|(name, addr)| format!("{name} {addr}"))
-        .collect();
-    if !missing.is_empty() {
-        eprintln!(
-            "error: the local stack is not running ({} not reachable): start it with \
-             `compose/local/stack up` (or `make up`), then rerun",
-            missing.join(", ")
-        );
-        std::process::exit(1);
-    }
-}
-
-fn client_config() -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", BROKER)
-        .set("group.id", "firedrill-bench");
-    config
-}
-
-/// Creates `topic` with `partitions` unless it exists, then checks its partition count. Never
-/// deletes a topic: `tansu topic delete NAME` (tansu 0.6) drops every topic of the broker.
-fn ensure_topic(topic: &str, partitions: i32) {
-    let tansu = std::env::var_os("LOCAL_STACK_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/firedrill")))
-        .expect("HOME or LOCAL_STACK_CACHE")
-        .join("tansu/bin/tansu");
-    let out = Command::new(&tansu)
-        .args(["topic", "create", "--broker", &format!("tcp://{BROKER}")])
-        .args(["--partitions", &partitions.to_string(), topic])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} ({e}): is the local stack installed?",
-                tansu.display()
-            )
-        });
-    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    let exists = text
-        .to_ascii_lowercase()
-        .replace(['_', ' '], "")
-        .contains("alreadyexists");
-    assert!(
-        out.status.success() || exists,
-        "could not create topic {topic}: {text}"
-    );
-
-    let probe: BaseConsumer = client_config().create().expect("metadata client");
-    let metadata = probe
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("metadata of topic {topic}: {e}"));
-    let found = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .map_or(0, |t| t.partitions().len());
-    assert_eq!(
-        found, partitions as usize,
-        "topic {topic} has {found} partitions, the bench needs {partitions}. Do not delete it \
-         with `tansu topic delete`: tansu 0.6 drops every topic of the broker (and the \
-         pipeline with them); reset the stack's data instead (`compose/local/stack down \
-         --purge && compose/local/stack up`)"
-    );
-}
-
 /// The high watermark of every partition of `topic`, indexed by partition.
 fn high_watermarks(topic: &str, partitions: i32) -> Vec<i64> {
-    let probe: BaseConsumer = client_config().create().expect("watermark client");
+    let probe = support::probe();
     (0..partitions)
         .map(|p| {
             probe
@@ -582,17 +503,6 @@ fn high_watermarks(topic: &str, partitions: i32) -> Vec<i64> {
                 .1
         })
         .collect()
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on every Linux this runs on).
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -605,26 +515,4 @@ fn verdict(pass: bool) -> &'static str {
     } else {
         "FAIL"
     }
-}
-
-fn row(name: &str, value: impl ToString) -> (String, String) {
-    (name.to_string(), value.to_string())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or("n/a".into(), |l| {
-        l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-    })
-}
-
-/// Processes named `firedrill` (daemons of tests or of `make up`): they share the stack.
-fn other_daemons() -> usize {
-    std::fs::read_dir("/proc").map_or(0, |dir| {
-        dir.flatten()
-            .filter(|e| {
-                std::fs::read_to_string(e.path().join("comm"))
-                    .is_ok_and(|c| c.trim() == "firedrill")
-            })
-            .count()
-    })
 }

@@ -25,9 +25,7 @@
 
 use std::{
     fmt::Write as _,
-    net::TcpStream,
     num::NonZeroU32,
-    process::Command,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
@@ -35,6 +33,8 @@ use std::{
     thread,
     time::{Duration, Instant},
 };
+
+mod support;
 
 use firedrill::{
     audit::Event,
@@ -48,9 +48,9 @@ use rdkafka::{
     producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext},
     ClientConfig, ClientContext,
 };
+use support::{clock_ticks, cpu_ticks, ensure_topic, loadavg, other_daemons, row, BROKER};
 use tokio_util::sync::CancellationToken;
 
-const BROKER: &str = "127.0.0.1:9092";
 const TOPIC: &str = "bench-orders";
 const PARTITIONS: i32 = 2;
 /// What `app.rs` gives the generator's ack index.
@@ -100,7 +100,7 @@ fn main() {
             window: Duration::from_secs(10),
         }
     };
-    require_broker();
+    support::require(&[("kafka broker", BROKER)]);
     ensure_topic(TOPIC, PARTITIONS);
 
     let payload = sample_payload();
@@ -331,29 +331,10 @@ fn measure(plan: &Plan, counts: &Counts) -> Run {
     }
 }
 
-/// utime + stime of `/proc/<pid>`, in clock ticks.
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command name (which may hold spaces): state is field 3, utime and stime 14, 15.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
 /// The local stack's broker, from its pid file.
 fn broker_pid() -> Option<String> {
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".stack/pids/kafka.pid");
     Some(std::fs::read_to_string(file).ok()?.trim().to_string())
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on every Linux this runs on).
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// Counts successful and failed delivery reports.
@@ -419,93 +400,7 @@ fn sample_payload() -> String {
     json
 }
 
-/// Exits with a clear message unless the local broker answers.
-fn require_broker() {
-    let addr = BROKER.parse().expect("valid address");
-    if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-        eprintln!(
-            "error: the local stack is not running (kafka broker {BROKER} not reachable): start \
-             it with `compose/local/stack up` (or `make up`), then rerun"
-        );
-        std::process::exit(1);
-    }
-}
-
-/// Creates `topic` with `partitions` unless it exists, then checks its partition count. Never
-/// deletes a topic: `tansu topic delete NAME` (tansu 0.6) drops every topic of the broker.
-fn ensure_topic(topic: &str, partitions: i32) {
-    let tansu = std::env::var_os("LOCAL_STACK_CACHE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/firedrill"))
-        })
-        .expect("HOME or LOCAL_STACK_CACHE")
-        .join("tansu/bin/tansu");
-    let out = Command::new(&tansu)
-        .args(["topic", "create", "--broker", &format!("tcp://{BROKER}")])
-        .args(["--partitions", &partitions.to_string(), topic])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} ({e}): is the local stack installed?",
-                tansu.display()
-            )
-        });
-    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    let exists = text
-        .to_ascii_lowercase()
-        .replace(['_', ' '], "")
-        .contains("alreadyexists");
-    assert!(
-        out.status.success() || exists,
-        "could not create topic {topic}: {text}"
-    );
-
-    let probe: BaseProducer = kafka_config()
-        .client_config()
-        .create()
-        .expect("metadata client");
-    let metadata = probe
-        .client()
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("metadata of topic {topic}: {e}"));
-    let found = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .map_or(0, |t| t.partitions().len());
-    assert_eq!(
-        found, partitions as usize,
-        "topic {topic} has {found} partitions, the bench needs {partitions}. Do not delete it \
-         with `tansu topic delete`: tansu 0.6 drops every topic of the broker (and the \
-         pipeline with them); reset the stack's data instead (`compose/local/stack down \
-         --purge && compose/local/stack up`)"
-    );
-}
-
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-fn row(name: &str, value: impl ToString) -> (String, String) {
-    (name.to_string(), value.to_string())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or("n/a".into(), |l| {
-        l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-    })
-}
-
-/// Processes named `firedrill` (daemons of tests or of `make up`): they share the broker.
-fn other_daemons() -> usize {
-    std::fs::read_dir("/proc").map_or(0, |dir| {
-        dir.flatten()
-            .filter(|e| {
-                std::fs::read_to_string(e.path().join("comm"))
-                    .is_ok_and(|c| c.trim() == "firedrill")
-            })
-            .count()
-    })
 }

@@ -382,3 +382,95 @@ async fn comprehensive_drill_runs_every_scenario_in_sequence() {
         Some(1.0)
     );
 }
+
+/// Drill `id`'s state and the faults in effect.
+async fn state_and_faults(daemon: &Daemon, id: &str) -> Option<(String, serde_json::Value)> {
+    let view: serde_json::Value = daemon
+        .get(&format!("/drills/{id}"))
+        .await
+        .json()
+        .await
+        .ok()?;
+    let faults = daemon.get("/faults").await.json().await.ok()?;
+    Some((view["state"].as_str()?.to_string(), faults))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aborting_a_drill_reverts_its_fault_at_once_and_one_drill_runs_at_a_time() {
+    require_stack();
+    let state = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&config(state.path()));
+    ready(&daemon).await;
+    let started = daemon
+        .http
+        .post(daemon.url("/drills"))
+        .json(&serde_json::json!({"scenario": "kafka", "fault_duration": "2m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let id = started.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // One drill at a time.
+    let second = daemon
+        .http
+        .post(daemon.url("/drills"))
+        .json(&serde_json::json!({"scenario": "taskmanager"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 409);
+
+    let broker_alive = || {
+        std::fs::read_to_string(support::repo().join(".stack/pids/kafka.pid"))
+            .is_ok_and(|p| std::path::Path::new(&format!("/proc/{}", p.trim())).exists())
+    };
+    eventually(
+        "the drill's fault in effect: the broker stopped",
+        Duration::from_secs(120),
+        || async {
+            let (state, faults) = state_and_faults(&daemon, &id).await?;
+            (state == "fault" && faults.as_array()?.len() == 1 && !broker_alive()).then_some(())
+        },
+    )
+    .await;
+
+    let aborted = daemon
+        .http
+        .post(daemon.url(&format!("/drills/{id}/abort")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(aborted.status(), 202);
+    // Well before the fault's 2 minutes: the abort reverted it.
+    eventually(
+        "drill aborted and its fault reverted",
+        Duration::from_secs(60),
+        || async {
+            let (state, faults) = state_and_faults(&daemon, &id).await?;
+            (state == "aborted" && faults == serde_json::json!([])).then_some(())
+        },
+    )
+    .await;
+    let status = Command::new(support::repo().join("compose/local/stack"))
+        .arg("status")
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    let kafka = status
+        .lines()
+        .find(|l| l.starts_with("kafka"))
+        .unwrap_or_default();
+    assert!(
+        kafka.contains("running") && kafka.contains("healthy") && !kafka.contains("unhealthy"),
+        "{status}"
+    );
+    // No report for an aborted drill.
+    assert_eq!(
+        daemon.get(&format!("/drills/{id}/report")).await.status(),
+        409
+    );
+}
