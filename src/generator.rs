@@ -26,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use governor::{Quota, RateLimiter};
+use governor::{clock::Clock, DefaultDirectRateLimiter, Quota, RateLimiter};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use rdkafka::{
     error::{KafkaError, RDKafkaErrorCode},
@@ -382,7 +382,7 @@ impl Generator {
                         info!(rate = *self.rate.borrow(), "generator rate changed");
                         break;
                     }
-                    _ = limiter.until_ready() => {
+                    _ = admitted(&limiter) => {
                         self.produce_one().await;
                         tokio::task::consume_budget().await;
                     }
@@ -464,6 +464,16 @@ impl Generator {
         if let Ok(Err(error)) = flushed {
             warn!(%error, "orders still in flight at shutdown");
         }
+    }
+}
+
+/// Waits until `limiter` admits one more order. Sleeps on tokio's timer rather than using
+/// governor's `until_ready`, whose timer thread wakes this task once per order: at high rates
+/// orders then leave in small bursts, with at most one wake-up per millisecond (tokio's timer
+/// resolution) instead of one per order.
+async fn admitted(limiter: &DefaultDirectRateLimiter) {
+    while let Err(not_until) = limiter.check() {
+        tokio::time::sleep(not_until.wait_time_from(limiter.clock().now())).await;
     }
 }
 
