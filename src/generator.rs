@@ -35,7 +35,7 @@ use rdkafka::{
 };
 use serde::Deserialize;
 use tokio::{
-    sync::{mpsc, watch, Notify},
+    sync::{mpsc, watch},
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
@@ -48,6 +48,9 @@ use crate::{
     metrics::register,
     order::{Order, CATALOGUE},
 };
+
+/// How often an order waiting for room in a full queue tries again.
+const ROOM_POLL: Duration = Duration::from_millis(1);
 
 /// `[generator]`: pacing and the producer.
 #[derive(Debug, Clone, Deserialize)]
@@ -184,8 +187,6 @@ struct Delivery {
     events: mpsc::UnboundedSender<Event>,
     acks: Arc<Mutex<AckIndex>>,
     metrics: Metrics,
-    /// Signalled on every delivery report: the queue has room for one more order.
-    room: Arc<Notify>,
 }
 
 impl ClientContext for Delivery {
@@ -222,7 +223,6 @@ impl ProducerContext for Delivery {
         };
         // The audit gone means we are shutting down; nothing left to account to.
         let _ = self.events.send(event);
-        self.room.notify_one();
     }
 }
 
@@ -286,7 +286,6 @@ pub struct Generator {
     metrics: Metrics,
     flush_timeout: Duration,
     json: String,
-    room: Arc<Notify>,
     queue_full_wait: Duration,
     /// The last order found the queue full and waited in vain: fail at once until it has room.
     door_shut: bool,
@@ -322,12 +321,10 @@ impl Generator {
         for (key, value) in &config.producer_properties {
             client.set(key, value);
         }
-        let room = Arc::new(Notify::new());
         let producer = client.create_with_context(Delivery {
             events: events.clone(),
             acks,
             metrics: metrics.clone(),
-            room: room.clone(),
         })?;
         let (rate_tx, rate_rx) = watch::channel(config.rate.get());
         metrics.target_rate.set(i64::from(config.rate.get()));
@@ -345,7 +342,6 @@ impl Generator {
             metrics,
             flush_timeout: config.delivery_timeout,
             json: String::with_capacity(256),
-            room,
             queue_full_wait: config.queue_full_wait,
             door_shut: false,
         };
@@ -440,14 +436,15 @@ impl Generator {
             if !queue_full || self.door_shut {
                 break error;
             }
-            let until = *wait_until.get_or_insert_with(|| Instant::now() + self.queue_full_wait);
-            if tokio::time::timeout_at(until, self.room.notified())
-                .await
-                .is_err()
-            {
+            let now = Instant::now();
+            let until = *wait_until.get_or_insert(now + self.queue_full_wait);
+            if now >= until {
                 self.door_shut = true;
                 break error;
             }
+            // Polled, not signalled: librdkafka frees a slot only after the delivery report
+            // callback has returned, so a wake-up from the callback could find no room yet.
+            tokio::time::sleep(ROOM_POLL.min(until - now)).await;
         };
         self.metrics.record_failed(failure_reason(&error), false);
         let _ = self.events.send(Event::Failed { seq });
