@@ -36,6 +36,8 @@ use support::{clock_ticks, ensure_topic, loadavg, other_daemons, row, BROKER, FL
 const WIDE_TOPIC: &str = "bench-orders-100";
 const WIDE_PARTITIONS: i32 = 100;
 const WIDE_RATE: u32 = 500;
+/// The seed's (and the default config's) order rate.
+const SEED_RATE: u32 = 10;
 const WIDE_GROUPS: [&str; 2] = ["flink-order-processor", "bench-group"];
 
 const TARGET_P99_MS: f64 = 5.0;
@@ -97,6 +99,46 @@ fn main() {
     }
 }
 
+/// Times `plan.requests` sequential `GET /metrics` (after the warm-up ones) into `rows`.
+fn time_scrapes(plan: &Plan, http: &mut Http, label: &str, rows: &mut Rows) {
+    for _ in 0..plan.warm_up_requests {
+        http.get("/metrics");
+    }
+    let mut times = Vec::with_capacity(plan.requests);
+    let mut bytes = 0;
+    let mut series = 0;
+    let started = Instant::now();
+    for _ in 0..plan.requests {
+        let start = Instant::now();
+        let body = http.get("/metrics");
+        times.push(start.elapsed());
+        bytes = body.len();
+        series = body.lines().filter(|l| !l.starts_with('#')).count();
+    }
+    let total = started.elapsed();
+    times.sort();
+    let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+    let p99 = ms(pct(0.99));
+    rows.push(row(
+        &format!("(1) /metrics at {label}: requests"),
+        format!(
+            "{} after {} warm-up, keep-alive, {:.0} req/s; {series} series, {bytes} bytes",
+            plan.requests,
+            plan.warm_up_requests,
+            plan.requests as f64 / total.as_secs_f64()
+        ),
+    ));
+    rows.push(row(
+        &format!("(1) /metrics at {label}: p50 / p99 / max"),
+        format!(
+            "{:.3} / {p99:.3} / {:.3} ms  (p99 target < {TARGET_P99_MS} ms: {})",
+            ms(pct(0.50)),
+            ms(*times.last().expect("requests")),
+            verdict(p99 < TARGET_P99_MS)
+        ),
+    ));
+}
+
 /// Part 1: `/metrics` latency with lag series for 2 groups x 100 partitions.
 fn metrics_latency(plan: &Plan, rows: &mut Rows) {
     ensure_topic(WIDE_TOPIC, WIDE_PARTITIONS);
@@ -149,47 +191,21 @@ fn metrics_latency(plan: &Plan, rows: &mut Rows) {
         plan.requests
     );
 
-    for _ in 0..plan.warm_up_requests {
-        http.get("/metrics");
+    // Timed twice: while the daemon produces the 500 orders/s that fed every partition, then
+    // at the seed's 10 orders/s (the load firedrill runs at), with every series still there.
+    for (rate, label) in [
+        (WIDE_RATE, "500 orders/s"),
+        (SEED_RATE, "seed's 10 orders/s"),
+    ] {
+        if rate != WIDE_RATE {
+            http.request(
+                "PUT",
+                "/generator/rate",
+                &format!("{{\"orders_per_second\": {rate}}}"),
+            );
+        }
+        time_scrapes(plan, &mut http, label, rows);
     }
-    let mut times = Vec::with_capacity(plan.requests);
-    let mut bytes = 0;
-    let started = Instant::now();
-    for _ in 0..plan.requests {
-        let start = Instant::now();
-        let body = http.get("/metrics");
-        times.push(start.elapsed());
-        bytes = body.len();
-    }
-    let total = started.elapsed();
-    times.sort();
-    let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
-    let p99 = ms(pct(0.99));
-    rows.push(row(
-        "(1) /metrics: requests (keep-alive)",
-        format!(
-            "{} after {} warm-up, {:.0} req/s",
-            plan.requests,
-            plan.warm_up_requests,
-            plan.requests as f64 / total.as_secs_f64()
-        ),
-    ));
-    rows.push(row(
-        "(1) /metrics: series / body",
-        format!("{series} / {bytes} bytes"),
-    ));
-    rows.push(row("(1) /metrics: p50", format!("{:.3} ms", ms(pct(0.50)))));
-    rows.push(row(
-        "(1) /metrics: p99",
-        format!(
-            "{p99:.3} ms  (target < {TARGET_P99_MS} ms: {})",
-            verdict(p99 < TARGET_P99_MS)
-        ),
-    ));
-    rows.push(row(
-        "(1) /metrics: max",
-        format!("{:.3} ms", ms(*times.last().expect("requests"))),
-    ));
     rows.push(row(
         "(1) daemon RSS at the end",
         format!("{:.1} MiB", daemon.rss_mib()),
@@ -464,14 +480,28 @@ impl Http {
 
     /// GET `path`; panics unless the answer is 200 with a Content-Length body.
     fn get(&mut self, path: &str) -> String {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
+        self.request("GET", path, "")
+    }
+
+    /// `method path` with a JSON `body`; panics unless the answer is 200 with a
+    /// Content-Length body.
+    fn request(&mut self, method: &str, path: &str, body: &str) -> String {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
         self.reader
             .get_mut()
             .write_all(request.as_bytes())
             .expect("send request");
         let mut line = String::new();
         self.reader.read_line(&mut line).expect("status line");
-        assert!(line.starts_with("HTTP/1.1 200"), "GET {path}: {line:?}");
+        assert!(
+            line.starts_with("HTTP/1.1 200"),
+            "{method} {path}: {line:?}"
+        );
         let mut length = None;
         loop {
             line.clear();
