@@ -53,8 +53,8 @@ async fn ready(daemon: &Daemon) {
     .await;
 }
 
-/// Starts a drill through the API and waits for its report.
-async fn drill(daemon: &Daemon, body: serde_json::Value) -> serde_json::Value {
+/// `POST /drills` with `body`: the status and the answer.
+async fn post_drill(daemon: &Daemon, body: serde_json::Value) -> (u16, serde_json::Value) {
     let response = daemon
         .http
         .post(daemon.url("/drills"))
@@ -62,19 +62,24 @@ async fn drill(daemon: &Daemon, body: serde_json::Value) -> serde_json::Value {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 202);
-    let view: serde_json::Value = response.json().await.unwrap();
-    let id = view["id"].as_str().unwrap().to_string();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Drill `id`'s live view.
+async fn view(daemon: &Daemon, id: &str) -> Option<serde_json::Value> {
+    daemon.get(&format!("/drills/{id}")).await.json().await.ok()
+}
+
+/// Starts a drill through the API and waits for its report.
+async fn drill(daemon: &Daemon, body: serde_json::Value) -> serde_json::Value {
+    let (status, started) = post_drill(daemon, body).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
     let view = eventually(
         &format!("drill {id} finished"),
         Duration::from_secs(600),
         || async {
-            let view: serde_json::Value = daemon
-                .get(&format!("/drills/{id}"))
-                .await
-                .json()
-                .await
-                .ok()?;
+            let view = view(daemon, &id).await?;
             matches!(
                 view["state"].as_str(),
                 Some("done" | "refused" | "aborted" | "failed")
@@ -217,11 +222,13 @@ async fn taskmanager_drill_agrees_with_flink_and_an_independent_count() {
         restarts_after - restarts_before
     );
     if let Some(job_running) = phase(&report, "job_running") {
+        // Stamped with Flink's own time of entering RUNNING. Flink's map keeps the last
+        // entry, which a later restart within the drill moves past the one firedrill saw.
         let running = job["timestamps"]["RUNNING"].as_i64().unwrap();
         assert!(
-            (0..=4_000).contains(&(job_running - running)),
-            "firedrill saw RUNNING {} ms after Flink entered it",
-            job_running - running
+            (injected..=running).contains(&job_running),
+            "job_running at {job_running}, not within [injected {injected}, Flink's last \
+             RUNNING {running}]"
         );
     }
 
@@ -385,12 +392,7 @@ async fn comprehensive_drill_runs_every_scenario_in_sequence() {
 
 /// Drill `id`'s state and the faults in effect.
 async fn state_and_faults(daemon: &Daemon, id: &str) -> Option<(String, serde_json::Value)> {
-    let view: serde_json::Value = daemon
-        .get(&format!("/drills/{id}"))
-        .await
-        .json()
-        .await
-        .ok()?;
+    let view = view(daemon, id).await?;
     let faults = daemon.get("/faults").await.json().await.ok()?;
     Some((view["state"].as_str()?.to_string(), faults))
 }
@@ -401,28 +403,18 @@ async fn aborting_a_drill_reverts_its_fault_at_once_and_one_drill_runs_at_a_time
     let state = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&config(state.path()));
     ready(&daemon).await;
-    let started = daemon
-        .http
-        .post(daemon.url("/drills"))
-        .json(&serde_json::json!({"scenario": "kafka", "fault_duration": "2m"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 202);
-    let id = started.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (status, started) = post_drill(
+        &daemon,
+        serde_json::json!({"scenario": "kafka", "fault_duration": "2m"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
 
     // One drill at a time.
-    let second = daemon
-        .http
-        .post(daemon.url("/drills"))
-        .json(&serde_json::json!({"scenario": "taskmanager"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(second.status(), 409);
+    let (status, busy) = post_drill(&daemon, serde_json::json!({"scenario": "taskmanager"})).await;
+    assert_eq!(status, 409, "{busy}");
+    assert!(busy["error"].as_str().unwrap().contains(&id), "{busy}");
 
     let broker_alive = || {
         std::fs::read_to_string(support::repo().join(".stack/pids/kafka.pid"))

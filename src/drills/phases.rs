@@ -4,7 +4,8 @@
 //! Rules (documented in the report schema too):
 //! - degradation detected: first observation after the injection where processed throughput
 //!   is below half the baseline for two observations in a row, or the job is not RUNNING;
-//! - job running again: first observation RUNNING after the job was seen not RUNNING;
+//! - job running again: first observation RUNNING after the job was seen not RUNNING, stamped
+//!   with the time Flink says the job entered RUNNING (the observation's time if unknown);
 //! - first output: first observation after degradation with new processed orders;
 //! - downtime: the time output was stalled (below 10% of the baseline rate) between the
 //!   injection and recovery, summed over observations;
@@ -36,6 +37,8 @@ pub struct Observation {
     pub lag_messages: Option<i64>,
     /// Whether the watched Flink job is RUNNING.
     pub job_running: bool,
+    /// When, by Flink's REST API, the job last entered RUNNING (if it is running).
+    pub job_running_since_ms: Option<i64>,
 }
 
 /// Phase timestamps found so far (unix ms).
@@ -166,7 +169,9 @@ impl Tracker {
         if !obs.job_running {
             self.job_was_down = true;
         } else if self.job_was_down && p.job_running_at.is_none() {
-            p.job_running_at = Some(obs.at_ms);
+            // Flink's own timestamp: observations come once a second, and later still when
+            // the JobManager is slow to answer while it recovers.
+            p.job_running_at = Some(obs.job_running_since_ms.unwrap_or(obs.at_ms));
         }
         if p.degraded_at.is_none() {
             self.low_streak = if rate < self.baseline.orders_per_s * 0.5 {
@@ -210,6 +215,7 @@ mod tests {
             at_risk_cents: unseen * 100,
             lag_messages: None,
             job_running: running,
+            job_running_since_ms: None,
         }
     }
 
@@ -287,5 +293,19 @@ mod tests {
             t.observe(obs(s, s as u64 * 10, 500, true));
         }
         assert_eq!(t.phases().recovered_at, None);
+    }
+
+    #[test]
+    fn job_running_again_is_stamped_with_flinks_own_time() {
+        let mut t = tracker();
+        t.observe(obs(0, 0, 2, true));
+        t.injected();
+        t.observe(obs(1, 10, 2, false));
+        // Seen at 9 s, but Flink says the job has been RUNNING since 6.5 s.
+        t.observe(Observation {
+            job_running_since_ms: Some(6_500),
+            ..obs(9, 20, 2, true)
+        });
+        assert_eq!(t.phases().job_running_at, Some(6_500));
     }
 }

@@ -140,13 +140,10 @@ impl Drill {
 
     fn observe(&self) -> Observation {
         let audit = self.sources.audit.borrow().clone();
-        let job_running = self
-            .sources
-            .flink
-            .borrow()
-            .job
-            .as_ref()
-            .is_some_and(|j| j.is_running());
+        let (job_running, job_running_since_ms) = match &self.sources.flink.borrow().job {
+            Some(job) if job.is_running() => (true, job.running_since_ms),
+            _ => (false, None),
+        };
         Observation {
             at_ms: audit.at_ms,
             processed: audit.totals.processed,
@@ -154,6 +151,7 @@ impl Drill {
             at_risk_cents: audit.totals.at_risk_cents,
             lag_messages: self.sources.lag.borrow().messages(&self.sources.lag_group),
             job_running,
+            job_running_since_ms,
         }
     }
 
@@ -748,6 +746,7 @@ mod tests {
             at_risk_cents: 0,
             lag_messages: None,
             job_running: true,
+            job_running_since_ms: None,
         };
         let l = levels(&[obs(0, 0, 2), obs(1_000, 10, 4), obs(2_000, 20, 3)]);
         assert_eq!(l.orders_per_s, 10.0);
