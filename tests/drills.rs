@@ -194,12 +194,25 @@ async fn taskmanager_drill_agrees_with_flink_and_an_independent_count() {
         .to_string();
     let restarts = |m: serde_json::Value| m[0]["value"].as_str().unwrap().parse::<u64>().unwrap();
     let restarts_before = restarts(flink(&format!("/jobs/{job_id}/metrics?get=numRestarts")).await);
+    // The TaskManagers that run the job's tasks (slots in use), by Flink.
+    let busy: Vec<String> = flink("/taskmanagers").await["taskmanagers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|tm| tm["freeSlots"].as_u64() < tm["slotsNumber"].as_u64())
+        .map(|tm| tm["id"].as_str().unwrap().to_string())
+        .collect();
 
     let report = drill(
         &daemon,
         serde_json::json!({"scenario": "taskmanager", "label": "tm test"}),
     )
     .await;
+    let target = report["fault"]["target"].as_str().unwrap();
+    assert!(
+        busy.iter().any(|b| b == target),
+        "killed {target}, but the job's tasks ran on {busy:?}"
+    );
     assert_common(&report);
     assert_eq!(report["scenario"], "taskmanager");
     assert!(

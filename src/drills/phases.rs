@@ -71,7 +71,8 @@ pub struct Tracker {
     samples: Vec<Sample>,
     phases: Phases,
     injected: bool,
-    reverted: bool,
+    /// When the fault was reverted, unix ms.
+    reverted_at: Option<i64>,
     job_was_down: bool,
     low_streak: u32,
     good_streak: u32,
@@ -92,7 +93,7 @@ impl Tracker {
             samples: Vec::new(),
             phases: Phases::default(),
             injected: false,
-            reverted: false,
+            reverted_at: None,
             job_was_down: false,
             low_streak: 0,
             good_streak: 0,
@@ -112,9 +113,10 @@ impl Tracker {
         self.injected = true;
     }
 
-    /// From now on observations are after the revert.
-    pub fn reverted(&mut self) {
-        self.reverted = true;
+    /// The fault was reverted at `at_ms`: observations from then on count towards recovery
+    /// (an observation taken while the revert was still running does not).
+    pub fn reverted(&mut self, at_ms: i64) {
+        self.reverted_at = Some(at_ms);
     }
 
     /// Phases found so far.
@@ -185,7 +187,8 @@ impl Tracker {
         } else if p.first_output_at.is_none() && new_output > 0 {
             p.first_output_at = Some(obs.at_ms);
         }
-        if self.reverted && p.recovered_at.is_none() {
+        let after_revert = self.reverted_at.is_some_and(|r| obs.at_ms >= r);
+        if after_revert && p.recovered_at.is_none() {
             let unseen_ok = (obs.unseen as f64)
                 <= (self.baseline.unseen * 2.0).max(self.baseline.orders_per_s * 2.0);
             let healthy = obs.job_running && rate >= self.baseline.orders_per_s * 0.9 && unseen_ok;
@@ -240,7 +243,7 @@ mod tests {
         t.observe(obs(6, 42, 20, true));
         assert_eq!(t.phases().degraded_at, Some(6_000), "two low observations");
         t.observe(obs(7, 42, 30, false));
-        t.reverted();
+        t.reverted(7_500);
         t.observe(obs(8, 42, 40, false));
         t.observe(obs(9, 52, 40, true));
         assert_eq!(t.phases().job_running_at, Some(9_000));
@@ -270,7 +273,7 @@ mod tests {
         for s in 1..6 {
             t.observe(obs(s, s as u64 * 10, 2, true));
         }
-        t.reverted();
+        t.reverted(6_000);
         for s in 6..10 {
             t.observe(obs(s, s as u64 * 10, 2, true));
         }
@@ -288,7 +291,7 @@ mod tests {
         let mut t = tracker();
         t.observe(obs(0, 0, 2, true));
         t.injected();
-        t.reverted();
+        t.reverted(1_000);
         for s in 1..10 {
             t.observe(obs(s, s as u64 * 10, 500, true));
         }
@@ -307,5 +310,19 @@ mod tests {
             ..obs(9, 20, 2, true)
         });
         assert_eq!(t.phases().job_running_at, Some(6_500));
+    }
+
+    #[test]
+    fn observations_taken_before_the_revert_finished_do_not_count_as_recovered() {
+        let mut t = tracker();
+        t.observe(obs(0, 0, 2, true));
+        t.injected();
+        // The revert (a restart) ran from 3 s to 9.5 s; the runner gets the snapshot of 9 s
+        // only once it returned.
+        t.reverted(9_500);
+        for s in 9..13 {
+            t.observe(obs(s, s as u64 * 10, 2, true));
+        }
+        assert_eq!(t.phases().recovered_at, Some(10_000));
     }
 }

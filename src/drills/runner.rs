@@ -23,7 +23,7 @@ use super::{
 use crate::{
     audit::{ledger::Totals, AuditSnapshot},
     clock::now_ms,
-    faults::{self, Action, InjectRequest},
+    faults::{self, Action, InjectRequest, TargetView},
     flink::monitor::FlinkStatus,
     generator,
     kafka::monitor::LagSnapshot,
@@ -206,12 +206,16 @@ impl Drill {
         // 3. Inject.
         let (default_target, default_action) = scenario.fault();
         let single = self.request.scenario != Scenario::Comprehensive;
-        let target = self
-            .request
-            .target
-            .clone()
-            .filter(|_| single)
-            .unwrap_or_else(|| default_target.to_string());
+        let target = match self.request.target.clone().filter(|_| single) {
+            Some(target) => target,
+            // Killing a TaskManager that runs none of the job's tasks tests nothing.
+            None if scenario == Scenario::Taskmanager => busy_target(
+                &self.sources.flink.borrow().busy_taskmanagers,
+                &self.sources.faults.targets(),
+            )
+            .unwrap_or_else(|| default_target.to_string()),
+            None => default_target.to_string(),
+        };
         let action = self
             .request
             .action
@@ -266,7 +270,7 @@ impl Drill {
                 )
             })?;
         let reverted_at = reverted.reverted_at_ms.unwrap_or_else(now_ms);
-        tracker.reverted();
+        tracker.reverted(reverted_at);
 
         // 5. Recovery, resubmitting the job if the JobManager came back without it.
         self.set_state(
@@ -530,6 +534,18 @@ impl Drill {
             warn!(%error, fault = id, "revert on abort failed; the fault actor keeps retrying");
         }
     }
+}
+
+/// The first TaskManager running tasks (by Flink's resource id) that is also a configured
+/// fault target; `None` when none is (then the scenario's group picks any member).
+fn busy_target(busy: &[String], targets: &[TargetView]) -> Option<String> {
+    busy.iter()
+        .find(|id| {
+            targets
+                .iter()
+                .any(|t| &t.name == *id && t.members.is_empty())
+        })
+        .cloned()
 }
 
 /// Acked orders not yet seen.
@@ -802,5 +818,32 @@ mod tests {
         track_checkpoint(&mut known, &status(Some("file:/data/chk-5")));
         track_checkpoint(&mut known, &FlinkStatus::default());
         assert_eq!(known.as_deref(), Some("/data/chk-5"));
+    }
+
+    #[test]
+    fn a_taskmanager_drill_hits_a_taskmanager_that_runs_tasks() {
+        let target = |name: &str, members: &[&str]| TargetView {
+            name: name.into(),
+            backend: "process",
+            default_action: Some(Action::Kill),
+            actions: vec![Action::Kill],
+            group: None,
+            members: members.iter().map(|m| m.to_string()).collect(),
+        };
+        let targets = [
+            target("kafka", &[]),
+            target("taskmanager-1", &[]),
+            target("taskmanager-2", &[]),
+            target("taskmanager", &["taskmanager-1", "taskmanager-2"]),
+        ];
+        let busy = |ids: &[&str]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            busy_target(&busy(&["taskmanager-2"]), &targets).as_deref(),
+            Some("taskmanager-2")
+        );
+        // A TaskManager firedrill cannot reach (another resource id scheme), or none busy:
+        // the group decides.
+        assert_eq!(busy_target(&busy(&["10.0.0.7:6122-abc"]), &targets), None);
+        assert_eq!(busy_target(&[], &targets), None);
     }
 }

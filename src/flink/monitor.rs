@@ -47,6 +47,8 @@ pub struct FlinkStatus {
     pub slots_total: u32,
     /// Free slots.
     pub slots_available: u32,
+    /// Resource ids of the TaskManagers with slots in use: the ones running tasks.
+    pub busy_taskmanagers: Vec<String>,
     /// The watched job, if there is one.
     pub job: Option<JobStatus>,
 }
@@ -328,7 +330,19 @@ impl FlinkMonitor {
 }
 
 async fn poll(client: &rest::Client, job_name: &str) -> Result<FlinkStatus, rest::Error> {
-    let overview = client.overview().await?;
+    let (overview, taskmanagers) = tokio::join!(client.overview(), client.taskmanagers());
+    let overview = overview?;
+    // Only drills use this; a failure here must not hide the job's health.
+    let busy_taskmanagers = taskmanagers.map_or_else(
+        |_| Vec::new(),
+        |t| {
+            t.taskmanagers
+                .into_iter()
+                .filter(|tm| tm.free_slots < tm.slots)
+                .map(|tm| tm.id)
+                .collect()
+        },
+    );
     let jobs = client.jobs().await?;
     let job = match rest::select_job(&jobs.jobs, job_name) {
         None => None,
@@ -363,6 +377,7 @@ async fn poll(client: &rest::Client, job_name: &str) -> Result<FlinkStatus, rest
         taskmanagers: overview.taskmanagers,
         slots_total: overview.slots_total,
         slots_available: overview.slots_available,
+        busy_taskmanagers,
         job,
     })
 }
@@ -419,6 +434,7 @@ mod tests {
             taskmanagers: 2,
             slots_total: 4,
             slots_available: 2,
+            busy_taskmanagers: vec!["taskmanager-2".into()],
             job: Some(job("RESTARTING", Some(11_000))),
         };
         metrics.export(&status);

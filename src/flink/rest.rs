@@ -25,6 +25,26 @@ pub struct Overview {
     pub flink_version: String,
 }
 
+/// `GET /taskmanagers`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskManagers {
+    /// Registered TaskManagers.
+    pub taskmanagers: Vec<TaskManager>,
+}
+
+/// One TaskManager of `/taskmanagers`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskManager {
+    /// Resource id (`taskmanager.resource-id`, e.g. `taskmanager-1` on the local stack).
+    pub id: String,
+    /// Task slots.
+    #[serde(rename = "slotsNumber")]
+    pub slots: u32,
+    /// Slots not in use.
+    #[serde(rename = "freeSlots")]
+    pub free_slots: u32,
+}
+
 /// `GET /jobs/overview`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct JobsOverview {
@@ -204,6 +224,11 @@ impl Client {
         self.get("overview").await
     }
 
+    /// `GET /taskmanagers`.
+    pub async fn taskmanagers(&self) -> Result<TaskManagers, Error> {
+        self.get("taskmanagers").await
+    }
+
     /// `GET /jobs/overview`.
     pub async fn jobs(&self) -> Result<JobsOverview, Error> {
         self.get("jobs/overview").await
@@ -272,6 +297,20 @@ mod tests {
         ];
         assert_eq!(select_job(&archived, "firedrill-orders").unwrap().jid, "b");
         assert!(select_job(&jobs, "missing").is_none());
+    }
+
+    #[test]
+    fn taskmanagers_of_flink_2_parse() {
+        let body = r#"{"taskmanagers":[{"id":"taskmanager-2","path":"pekko.tcp://flink@localhost:40001/user/rpc/taskmanager_0",
+            "dataPort":37671,"jmxPort":-1,"timeSinceLastHeartbeat":1796027194663,"slotsNumber":2,"freeSlots":0,
+            "totalResource":{"cpuCores":2.0}},{"id":"taskmanager-1","slotsNumber":2,"freeSlots":2}]}"#;
+        let t: TaskManagers = serde_json::from_str(body).unwrap();
+        assert_eq!(t.taskmanagers[0].id, "taskmanager-2");
+        assert_eq!(
+            (t.taskmanagers[0].slots, t.taskmanagers[0].free_slots),
+            (2, 0)
+        );
+        assert_eq!(t.taskmanagers[1].free_slots, 2);
     }
 
     #[test]
