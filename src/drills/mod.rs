@@ -96,7 +96,9 @@ impl Default for Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scenario {
-    /// Kill a TaskManager (any one unless `target` names one).
+    /// Kill a TaskManager: one that runs the job's tasks (by Flink's resource id, when that is
+    /// a configured target), else any member of the `taskmanager` group, unless `target`
+    /// names one.
     Taskmanager,
     /// Kill the JobManager; the job is resubmitted from the latest checkpoint.
     Jobmanager,
