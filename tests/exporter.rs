@@ -109,6 +109,19 @@ async fn steady_load_is_processed_exactly_once() {
     require_stack();
     let daemon = Daemon::start_with_env(CONFIG, &[("FIREDRILL_GENERATOR__RATE", "50")]);
     ready(&daemon).await;
+    // A steady state to start from: after a TaskManager kill (another test's, or a drill's)
+    // Flink completes its next checkpoint only ~35 s later (failure detection, restart delay,
+    // then an interval), which is Flink recovering, not a steady load.
+    eventually(
+        "a checkpoint completed within the last interval (10 s)",
+        Duration::from_secs(90),
+        || async {
+            let s = daemon.scrape().await;
+            let age = s.metric("firedrill_flink_checkpoint_age_seconds").value()?;
+            (age < 10.0).then_some(())
+        },
+    )
+    .await;
     let started = Instant::now();
     let mut max_checkpoint_age: f64 = 0.0;
     let mut age_samples = 0;
