@@ -204,9 +204,9 @@ impl Drill {
         }
 
         // 3. Inject.
+        // A comprehensive request names no target or action (`check_request` refuses them).
         let (default_target, default_action) = scenario.fault();
-        let single = self.request.scenario != Scenario::Comprehensive;
-        let target = match self.request.target.clone().filter(|_| single) {
+        let target = match self.request.target.clone() {
             Some(target) => target,
             // Killing a TaskManager that runs none of the job's tasks tests nothing.
             None if scenario == Scenario::Taskmanager => busy_target(
@@ -216,11 +216,7 @@ impl Drill {
             .unwrap_or_else(|| default_target.to_string()),
             None => default_target.to_string(),
         };
-        let action = self
-            .request
-            .action
-            .filter(|_| single)
-            .unwrap_or(default_action);
+        let action = self.request.action.unwrap_or(default_action);
         let fault_len = self
             .request
             .fault_duration
