@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod dashboards;
 pub mod kafka;
 
 use std::{
