@@ -19,6 +19,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::{
+    alerts::Alerts,
     audit::{consumer::Consumer, Audit},
     config::Config,
     drills::{runner::Sources, Drills},
@@ -71,6 +72,7 @@ impl App {
         let (faults, faults_handle) =
             Faults::build_with_upstreams(&config.faults, registry, Some(upstreams.clone()))
                 .context("faults")?;
+        let alerts = Alerts::new(registry);
         let sources = Sources {
             audit: audit.subscribe(),
             flink: flink.subscribe(),
@@ -83,6 +85,8 @@ impl App {
                 .unwrap_or_default(),
             generator: generator_handle.clone(),
             faults: faults_handle.clone(),
+            alerts: alerts.clone(),
+            expected_alerts: config.alerts.clone(),
         };
         let (drills, drills_handle) =
             Drills::build(&config.drills, sources, registry).context("drills")?;
@@ -92,6 +96,7 @@ impl App {
             generator: generator_handle,
             faults: faults_handle,
             drills: drills_handle,
+            alerts,
             token: config.http.token.clone(),
             limiter: config.http.limiter(),
         };

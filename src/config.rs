@@ -13,7 +13,7 @@ use std::{fmt, path::Path};
 
 use serde::{Deserialize, Deserializer};
 
-use crate::{audit, drills, faults, flink, generator, http, kafka, telemetry};
+use crate::{alerts, audit, drills, faults, flink, generator, http, kafka, telemetry};
 
 /// Prefix of environment variables that override config keys.
 pub const ENV_PREFIX: &str = "FIREDRILL_";
@@ -42,6 +42,8 @@ pub struct Config {
     pub faults: faults::Config,
     /// The drill runner.
     pub drills: drills::Config,
+    /// Alerts each drill scenario is expected to fire (scored in reports).
+    pub alerts: alerts::Config,
 }
 
 /// A config that could not be loaded, with the path of the offending key when known.
@@ -115,6 +117,7 @@ impl Config {
     fn validate(&self) -> Result<(), Error> {
         self.http.validate()?;
         self.faults.validate()?;
+        self.alerts.validate()?;
         if self.audit.lost_after < self.audit.sla {
             return Err(Error::invalid(
                 "audit.lost_after",

@@ -21,9 +21,12 @@
 //!   backends), with a persisted ledger so every fault is reverted.
 //! - `drills`: the drill runner (`phases` pure detection, `runner`), the versioned
 //!   `report`, its `render`ers (Markdown, HTML) and `compare`.
+//! - `alerts`: the Alertmanager webhook's transitions, the alerts firing now, and the alert
+//!   scoring of drills (expected alerts, time to detect, time to resolve).
 //! - `http`: the admin and metrics API; its `//!` lists every route.
 //! - `cli`: the client subcommands (`drill`, `fault`, `report`, `compare`).
 
+pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod business;

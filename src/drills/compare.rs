@@ -42,7 +42,7 @@ pub struct Comparison {
 pub struct Row {
     /// Human name, e.g. `"Downtime"`.
     pub metric: &'static str,
-    /// `"s"`, `"orders"`, `"$"`, `"%"` or `"orders/s"`.
+    /// `"s"`, `"orders"`, `"alerts"`, `"$"`, `"%"` or `"orders/s"`.
     pub unit: &'static str,
     /// A's value; `None` when A does not have one.
     pub a: Option<f64>,
@@ -120,6 +120,34 @@ pub fn compare(a: &Report, b: &Report) -> Comparison {
             LowerIsBetter,
         ),
         row(
+            "Revenue failed at the door",
+            "$",
+            Some(a.revenue.failed_at_door_dollars),
+            Some(b.revenue.failed_at_door_dollars),
+            LowerIsBetter,
+        ),
+        row(
+            "Time to first page",
+            "s",
+            first_page(a),
+            first_page(b),
+            LowerIsBetter,
+        ),
+        row(
+            "Time to all-clear",
+            "s",
+            all_clear(a),
+            all_clear(b),
+            LowerIsBetter,
+        ),
+        row(
+            "Alerts missing or unresolved",
+            "alerts",
+            alert_misses(a),
+            alert_misses(b),
+            LowerIsBetter,
+        ),
+        row(
             "Throughput degradation",
             "%",
             Some(a.throughput.degradation_pct),
@@ -180,6 +208,37 @@ fn downtime(r: &Report) -> Option<f64> {
     r.downtime_s.or_else(|| {
         (r.recovered && r.phase(PhaseName::DegradationDetected).is_none()).then_some(0.0)
     })
+}
+
+/// Injection -> the first expected alert firing; `None` if none fired or not scored.
+fn first_page(r: &Report) -> Option<f64> {
+    r.alerting
+        .as_ref()?
+        .alerts
+        .iter()
+        .filter(|o| o.expected)
+        .map(|o| o.detect_s)
+        .reduce(f64::min)
+}
+
+/// Recovered -> the last alert resolved; `None` if any is unresolved, none fired, or not
+/// scored.
+fn all_clear(r: &Report) -> Option<f64> {
+    let a = r.alerting.as_ref()?;
+    if !a.unresolved.is_empty() {
+        return None;
+    }
+    a.alerts
+        .iter()
+        .map(|o| o.resolve_s)
+        .collect::<Option<Vec<f64>>>()?
+        .into_iter()
+        .reduce(f64::max)
+}
+
+fn alert_misses(r: &Report) -> Option<f64> {
+    let a = r.alerting.as_ref()?;
+    Some((a.missing.len() + a.unresolved.len()) as f64)
 }
 
 fn recovery_row(a: &Report, b: &Report) -> Row {
@@ -331,7 +390,7 @@ fn value(v: Option<f64>, unit: &str) -> String {
         "s" => secs(Some(v)),
         "$" => money(v),
         "%" => pct(v),
-        "orders" if v >= 0.0 && v.fract() == 0.0 => count(v as u64),
+        "orders" | "alerts" if v >= 0.0 && v.fract() == 0.0 => count(v as u64),
         _ => format!("{v:.1} {unit}"),
     }
 }
@@ -353,6 +412,12 @@ mod tests {
         b.revenue.lost_dollars = 85.0;
         b.baseline.orders_per_s = 40.0;
         b.baseline.latency_p99_s = None;
+        // Paged later, and the lag alert never resolved.
+        let alerting = b.alerting.as_mut().unwrap();
+        alerting.alerts[0].detect_s = 20.0;
+        alerting.alerts[1].resolved_at_ms = None;
+        alerting.alerts[1].resolve_s = None;
+        alerting.unresolved = vec!["KafkaConsumerLagHigh".into()];
         (a, b)
     }
 
@@ -471,7 +536,7 @@ mod tests {
     fn markdown_and_json() {
         let (a, b) = pair();
         let c = compare(&a, &b);
-        assert_eq!((c.a_wins, c.b_wins, c.ties, c.not_comparable), (4, 2, 3, 1));
+        assert_eq!((c.a_wins, c.b_wins, c.ties, c.not_comparable), (6, 2, 4, 2));
         let md = c.markdown();
         for needle in [
             "# flink checkpoint 10s vs spark structured streaming",
@@ -481,8 +546,12 @@ mod tests {
             "| Revenue lost | $0.00 | $85.00 | flink checkpoint 10s | 100.0 % |",
             "| Baseline throughput | 50.0 orders/s | 40.0 orders/s | flink checkpoint 10s | 25.0 % |",
             "| Baseline latency p99 | 1.20 s | n/a | n/a | n/a (no value for spark structured streaming) |",
-            "Overall: flink checkpoint 10s is better (flink checkpoint 10s wins 4 of 9 comparable \
-             metrics, spark structured streaming wins 2, 3 tied).",
+            "| Revenue failed at the door | $510.00 | $510.00 | tie | 0.0 % |",
+            "| Time to first page | 10.0 s | 20.0 s | flink checkpoint 10s | 50.0 % |",
+            "| Time to all-clear | 4.00 s | n/a | n/a | n/a (no value for spark structured streaming) |",
+            "| Alerts missing or unresolved | 0 | 1 | flink checkpoint 10s | 100.0 % |",
+            "Overall: flink checkpoint 10s is better (flink checkpoint 10s wins 6 of 12 comparable \
+             metrics, spark structured streaming wins 2, 4 tied).",
         ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");
         }

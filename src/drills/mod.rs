@@ -16,7 +16,7 @@ pub mod runner;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-use prometheus::{GaugeVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -196,6 +196,21 @@ pub enum DrillState {
 }
 
 impl DrillState {
+    /// The snake_case name, as in JSON and the `state` label of `firedrill_drill_state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillState::Gating => "gating",
+            DrillState::Baseline => "baseline",
+            DrillState::Fault => "fault",
+            DrillState::Recovering => "recovering",
+            DrillState::Draining => "draining",
+            DrillState::Done => "done",
+            DrillState::Refused => "refused",
+            DrillState::Aborted => "aborted",
+            DrillState::Failed => "failed",
+        }
+    }
+
     /// Whether the drill has ended.
     pub fn is_final(self) -> bool {
         matches!(
@@ -344,6 +359,8 @@ fn read_report(dir: &std::path::Path, id: &str) -> Result<Report, Error> {
 #[derive(Clone)]
 struct Metrics {
     running: IntGauge,
+    state: IntGaugeVec,
+    guarantee: IntGaugeVec,
     drills: IntCounterVec,
     last: GaugeVec,
 }
@@ -355,6 +372,28 @@ impl Metrics {
                 registry,
                 IntGauge::new("firedrill_drill_running", "1 while a drill runs.")
                     .expect("valid metric"),
+            ),
+            state: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "firedrill_drill_state",
+                        "1 for the running drill's current state (gating, baseline, fault, recovering, draining).",
+                    ),
+                    &["scenario", "state"],
+                )
+                .expect("valid metric"),
+            ),
+            guarantee: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "firedrill_pipeline_delivery_guarantee",
+                        "1 for the sink guarantee drills assume (drills.at_least_once): at_least_once or exactly_once.",
+                    ),
+                    &["guarantee"],
+                )
+                .expect("valid metric"),
             ),
             drills: register(
                 registry,
@@ -372,7 +411,7 @@ impl Metrics {
                 GaugeVec::new(
                     Opts::new(
                         "firedrill_drill_last",
-                        "Figures of the latest finished drill per scenario: downtime_seconds, recovery_seconds, lost_orders, duplicate_orders, revenue_lost_dollars, revenue_delayed_dollars, degradation_percent, integrity_pass (1/0).",
+                        "Figures of the latest finished drill per scenario: downtime_seconds, recovery_seconds, lost_orders, duplicate_orders, revenue_lost_dollars, revenue_delayed_dollars, degradation_percent, integrity_pass (1/0), alerting_pass (1/0).",
                     ),
                     &["scenario", "figure"],
                 )
@@ -415,6 +454,13 @@ impl Metrics {
             Some(f64::from(u8::from(
                 report.integrity.verdict == Verdict::Pass,
             ))),
+        );
+        set(
+            "alerting_pass",
+            report
+                .alerting
+                .as_ref()
+                .map(|a| f64::from(u8::from(a.verdict == Verdict::Pass))),
         );
     }
 }
@@ -468,6 +514,12 @@ impl Drills {
         }
         // The latest figures per scenario survive a restart: oldest first, newest wins.
         let metrics = Metrics::register(registry);
+        let guarantee = if config.at_least_once {
+            "at_least_once"
+        } else {
+            "exactly_once"
+        };
+        metrics.guarantee.with_label_values(&[guarantee]).set(1);
         reports.sort_by_key(|r| r.ended_at_ms);
         for report in &reports {
             metrics.record_report_and_parts(report);
@@ -595,6 +647,7 @@ impl Drills {
             sources: self.sources.clone(),
             progress: tx,
             cancel: cancel.clone(),
+            state_gauge: self.metrics.state.clone(),
         };
         let state_dir = self.config.state_dir.clone();
         let metrics = self.metrics.clone();
@@ -602,7 +655,9 @@ impl Drills {
         let done = tokio::spawn(async move {
             let scenario = drill.request.scenario;
             let progress = drill.progress.clone();
+            let state_gauge = drill.state_gauge.clone();
             let outcome = drill.run().await;
+            state_gauge.reset();
             let state = match outcome {
                 Ok(report) => {
                     let path = report_path(&state_dir, &report.id);

@@ -197,7 +197,11 @@ impl<'a> Doc<'a> {
                 },
             },
             Section {
-                title: "Alerts fired",
+                title: "Alerting",
+                block: alerting_block(r),
+            },
+            Section {
+                title: "Alert transitions",
                 block: alerts_block(r),
             },
         ];
@@ -304,6 +308,12 @@ fn summary_rows(r: &Report) -> Vec<Vec<Cell>> {
         Cell::Text("Data integrity".to_owned()),
         Cell::Verdict(r.integrity.verdict, r.integrity.details.join("; ")),
     ]);
+    if let Some(a) = &r.alerting {
+        rows.push(vec![
+            Cell::Text("Alerting".to_owned()),
+            Cell::Verdict(a.verdict, a.details.join("; ")),
+        ]);
+    }
     rows.extend(kv(vec![("Baseline", baseline)]));
     rows
 }
@@ -326,6 +336,59 @@ fn phases_block(r: &Report) -> Block {
             })
             .collect(),
         numeric: true,
+    }
+}
+
+/// Per alert: expected or not, when it fired and resolved, time to detect and to resolve;
+/// then the expected alerts that never fired.
+fn alerting_block(r: &Report) -> Block {
+    let Some(a) = &r.alerting else {
+        return Block::Para("Not scored (a report from before alert scoring).".to_owned());
+    };
+    if a.alerts.is_empty() && a.missing.is_empty() {
+        return Block::Para("No alert was expected and none fired.".to_owned());
+    }
+    let mut rows: Vec<Vec<Cell>> = a
+        .alerts
+        .iter()
+        .map(|o| {
+            vec![
+                Cell::Text(o.name.clone()),
+                Cell::Text(if o.expected { "yes" } else { "no" }.to_owned()),
+                Cell::Text(o.severity.clone().unwrap_or_else(na)),
+                Cell::Text(offset(r, o.fired_at_ms)),
+                Cell::Text(secs(Some(o.detect_s))),
+                Cell::Text(
+                    o.resolved_at_ms
+                        .map_or_else(|| "never (unresolved)".to_owned(), |at| offset(r, at)),
+                ),
+                Cell::Text(secs(o.resolve_s)),
+            ]
+        })
+        .collect();
+    for name in &a.missing {
+        rows.push(vec![
+            Cell::Text(name.clone()),
+            Cell::Text("yes".to_owned()),
+            Cell::Text(na()),
+            Cell::Text("never fired".to_owned()),
+            Cell::Text(na()),
+            Cell::Text(na()),
+            Cell::Text(na()),
+        ]);
+    }
+    Block::Table {
+        head: vec![
+            "Alert",
+            "Expected",
+            "Severity",
+            "Fired (offset)",
+            "Time to detect",
+            "Resolved (offset)",
+            "Time to resolve",
+        ],
+        rows,
+        numeric: false,
     }
 }
 

@@ -69,6 +69,10 @@ pub struct Report {
     /// Alert transitions seen during the drill, in time order.
     #[serde(default)]
     pub alerts: Vec<AlertEvent>,
+    /// Alert scoring: did the expected alerts fire, how fast, and did the all-clear come.
+    /// `None` in reports written before alert scoring existed.
+    #[serde(default)]
+    pub alerting: Option<Alerting>,
     /// About one sample a second over the whole drill.
     #[serde(default)]
     pub timeline: Vec<Sample>,
@@ -276,6 +280,47 @@ pub struct AlertEvent {
     pub severity: Option<String>,
     /// When the transition was seen, unix ms.
     pub at_ms: i64,
+}
+
+/// "Did we get paged, how fast, and did the all-clear come": the alerts of one drill
+/// against the alerts its scenario is expected to fire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alerting {
+    /// PASS when every expected alert fired and every alert that fired resolved.
+    pub verdict: Verdict,
+    /// The alert names the scenario is expected to fire (`[alerts.expected]`).
+    pub expected: Vec<String>,
+    /// Every alert that fired during the drill, in the order it fired.
+    pub alerts: Vec<AlertOutcome>,
+    /// Expected alerts that never fired.
+    pub missing: Vec<String>,
+    /// Alerts that fired and had not resolved when the drill ended.
+    pub unresolved: Vec<String>,
+    /// One plain sentence per finding.
+    pub details: Vec<String>,
+}
+
+/// One alert (all its instances, by name) during a drill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertOutcome {
+    /// Alert name.
+    pub name: String,
+    /// The `severity` label of its first firing instance.
+    #[serde(default)]
+    pub severity: Option<String>,
+    /// Whether the scenario expects it.
+    pub expected: bool,
+    /// When it started firing (Alertmanager's `startsAt` of its first instance), unix ms.
+    pub fired_at_ms: i64,
+    /// When its last instance resolved (Alertmanager's `endsAt`); `None` if still firing.
+    #[serde(default)]
+    pub resolved_at_ms: Option<i64>,
+    /// Time to detect: injection -> firing, seconds (negative: fired before the fault).
+    pub detect_s: f64,
+    /// Time to resolve: recovered -> resolved, seconds (negative: resolved before the
+    /// pipeline recovered); `None` if unresolved or the drill did not recover.
+    #[serde(default)]
+    pub resolve_s: Option<f64>,
 }
 
 /// One point of the drill's timeline.
@@ -588,6 +633,36 @@ pub fn sample_for_docs() -> Report {
                 at_ms: at(72),
             },
         ],
+        alerting: Some(Alerting {
+            verdict: Verdict::Pass,
+            expected: vec!["FlinkTaskManagerLost".into()],
+            alerts: vec![
+                AlertOutcome {
+                    name: "FlinkTaskManagerLost".into(),
+                    severity: Some("critical".into()),
+                    expected: true,
+                    fired_at_ms: at(40),
+                    resolved_at_ms: Some(at(58)),
+                    detect_s: 10.0,
+                    resolve_s: Some(-10.0),
+                },
+                AlertOutcome {
+                    name: "KafkaConsumerLagHigh".into(),
+                    severity: Some("warning".into()),
+                    expected: false,
+                    fired_at_ms: at(44),
+                    resolved_at_ms: Some(at(72)),
+                    detect_s: 14.0,
+                    resolve_s: Some(4.0),
+                },
+            ],
+            missing: Vec::new(),
+            unresolved: Vec::new(),
+            details: vec![
+                "FlinkTaskManagerLost (expected) fired 10.0 s after the fault, resolved 10.0 s before recovery".into(),
+                "KafkaConsumerLagHigh (unexpected) fired 14.0 s after the fault, resolved 4.0 s after recovery".into(),
+            ],
+        }),
         timeline,
         parts: Vec::new(),
     }

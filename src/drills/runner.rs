@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use prometheus::IntGaugeVec;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -16,11 +17,12 @@ use super::{
     phases::{Levels, Observation, Tracker},
     report::{
         self, Baseline, FaultSummary, FlinkImpact, Orders, Phase, PhaseName, Report, Revenue,
-        Throughput,
+        Throughput, Verdict,
     },
     Config, DrillRequest, DrillState, DrillView, Scenario,
 };
 use crate::{
+    alerts::{self, score, Alerts},
     audit::{ledger::Totals, AuditSnapshot},
     clock::now_ms,
     faults::{self, Action, InjectRequest, TargetView},
@@ -48,6 +50,10 @@ pub struct Sources {
     pub generator: generator::Handle,
     /// Fault injection.
     pub faults: faults::Handle,
+    /// What Alertmanager's webhook said.
+    pub alerts: Alerts,
+    /// The alerts each scenario is expected to fire, and how long to wait for them.
+    pub expected_alerts: alerts::Config,
 }
 
 /// Why a drill ended without a report.
@@ -67,6 +73,8 @@ pub struct Drill {
     pub progress: watch::Sender<DrillView>,
     /// Abort.
     pub cancel: CancellationToken,
+    /// `firedrill_drill_state`: 1 for the current state (what Grafana draws regions from).
+    pub state_gauge: IntGaugeVec,
 }
 
 /// The scenarios of a comprehensive drill, in order.
@@ -118,9 +126,18 @@ impl Drill {
     fn set_state(&self, state: DrillState, message: impl Into<String>) {
         let message = message.into();
         info!(drill = %self.id, ?state, %message, "drill progress");
+        let scenario = self.request.scenario.as_str();
         self.progress.send_modify(|v| {
+            // The new state first, then the old one removed: a scrape in between sees both
+            // rather than no drill at all.
+            self.state_gauge
+                .with_label_values(&[scenario, state.as_str()])
+                .set(1);
             if v.state != state {
                 v.state_since_ms = now_ms();
+                let _ = self
+                    .state_gauge
+                    .remove_label_values(&[scenario, v.state.as_str()]);
             }
             v.state = state;
             v.message = message;
@@ -341,9 +358,24 @@ impl Drill {
         let end = self.sources.audit.borrow().clone();
         let _ = self.sources.generator.set_rate(rate);
         let flink_after = self.sources.flink.borrow().clone();
-
-        // 7. Report.
         let p = tracker.phases().clone();
+
+        // 7. Alerts: wait (bounded) for the expected pages and every all-clear.
+        let expected = self.sources.expected_alerts.expected_for(scenario);
+        self.await_alerts(&expected, started_at).await?;
+        let alerts_ended = now_ms();
+        let (alerting, alert_events) = score::score(
+            &self.sources.alerts.since(started_at),
+            &expected,
+            score::Window {
+                started_ms: started_at,
+                injected_ms: injected_at,
+                recovered_ms: p.recovered_at,
+                ended_ms: alerts_ended,
+            },
+        );
+
+        // 8. Report.
         let mut phases = vec![
             Phase {
                 name: PhaseName::BaselineStarted,
@@ -453,7 +485,8 @@ impl Drill {
             },
             integrity,
             orders,
-            alerts: Vec::new(),
+            alerts: alert_events,
+            alerting: Some(alerting),
             timeline: tracker.samples().to_vec(),
             parts: Vec::new(),
         })
@@ -522,6 +555,36 @@ impl Drill {
                 humantime::format_duration(self.config.gate_max_lag)
             ))),
             _ => Ok(()),
+        }
+    }
+
+    /// Waits until every expected alert has fired and every alert that fired since
+    /// `since_ms` has resolved, or `[alerts] resolve_timeout` has passed (scoring then reports
+    /// what is still missing or unresolved).
+    async fn await_alerts(&mut self, expected: &[String], since_ms: i64) -> Result<(), Ended> {
+        let timeout = self.sources.expected_alerts.resolve_timeout;
+        let until = tokio::time::Instant::now() + timeout;
+        let mut changes = self.sources.alerts.subscribe();
+        loop {
+            let pending = score::pending(&self.sources.alerts.since(since_ms), expected, since_ms);
+            if pending.is_empty() {
+                return Ok(());
+            }
+            self.set_state(
+                DrillState::Draining,
+                format!(
+                    "waiting up to {} for the alerts: {}",
+                    humantime::format_duration(timeout),
+                    pending.join(", ")
+                ),
+            );
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    return Err((DrillState::Aborted, "aborted while waiting for alerts".into()))
+                }
+                _ = tokio::time::sleep_until(until) => return Ok(()),
+                changed = changes.changed() => if changed.is_err() { return Ok(()) },
+            }
         }
     }
 
@@ -635,6 +698,39 @@ async fn resubmit(argv: &[String], checkpoint: Option<&str>) -> Result<(), Strin
     }
 }
 
+/// The alert verdicts of a comprehensive drill's parts as one: FAIL if any part failed;
+/// names and findings carry the part's scenario.
+fn combine_alerting(parts: &[Report]) -> Option<report::Alerting> {
+    let scored: Vec<(&str, &report::Alerting)> = parts
+        .iter()
+        .filter_map(|r| Some((r.scenario.as_str(), r.alerting.as_ref()?)))
+        .collect();
+    if scored.is_empty() {
+        return None;
+    }
+    let tagged = |f: fn(&report::Alerting) -> &Vec<String>| {
+        scored
+            .iter()
+            .flat_map(|(s, a)| f(a).iter().map(move |x| format!("{s}: {x}")))
+            .collect::<Vec<_>>()
+    };
+    Some(report::Alerting {
+        verdict: if scored.iter().all(|(_, a)| a.verdict == Verdict::Pass) {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        expected: tagged(|a| &a.expected),
+        alerts: scored
+            .iter()
+            .flat_map(|(_, a)| a.alerts.iter().cloned())
+            .collect(),
+        missing: tagged(|a| &a.missing),
+        unresolved: tagged(|a| &a.unresolved),
+        details: tagged(|a| &a.details),
+    })
+}
+
 /// A comprehensive report from its parts.
 fn combine(id: &str, label: Option<String>, parts: Vec<Report>, at_least_once: bool) -> Report {
     let sum = |f: fn(&Report) -> u64| parts.iter().map(f).sum::<u64>();
@@ -710,6 +806,7 @@ fn combine(id: &str, label: Option<String>, parts: Vec<Report>, at_least_once: b
         integrity,
         orders,
         alerts: parts.iter().flat_map(|r| r.alerts.clone()).collect(),
+        alerting: combine_alerting(&parts),
         timeline: parts.iter().flat_map(|r| r.timeline.clone()).collect(),
         parts,
     }

@@ -27,7 +27,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures_util::future::join_all;
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use tokio::{
     sync::{mpsc, oneshot},
     task::{Id, JoinSet},
@@ -146,6 +146,8 @@ impl Handle {
 
 struct Metrics {
     active: IntGaugeVec,
+    started: GaugeVec,
+    expires: GaugeVec,
     injected: IntCounterVec,
     revert_failures: IntCounterVec,
     reverts: IntCounterVec,
@@ -166,6 +168,28 @@ impl Metrics {
                     Opts::new(
                         "firedrill_fault_active",
                         "1 while a fault of this action is in effect on the target.",
+                    ),
+                    &["target", "action"],
+                )
+                .expect("valid metric"),
+            ),
+            started: register(
+                registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "firedrill_fault_started_timestamp_seconds",
+                        "When the active fault of this action on the target was injected (unix seconds).",
+                    ),
+                    &["target", "action"],
+                )
+                .expect("valid metric"),
+            ),
+            expires: register(
+                registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "firedrill_fault_expires_timestamp_seconds",
+                        "When firedrill reverts the active fault by itself at the latest (unix seconds).",
                     ),
                     &["target", "action"],
                 )
@@ -204,9 +228,24 @@ impl Metrics {
     }
 
     fn set_active(&self, entry: &Entry, active: bool) {
+        let labels = [entry.target.as_str(), entry.action.as_str()];
         self.active
-            .with_label_values(&[entry.target.as_str(), entry.action.as_str()])
+            .with_label_values(&labels)
             .set(i64::from(active));
+        // Grafana's region annotations and FaultLeftActive read these; absent when no fault
+        // is active, so a stale start time never draws a region.
+        if active {
+            let seconds = |ms: i64| ms as f64 / 1000.0;
+            self.started
+                .with_label_values(&labels)
+                .set(seconds(entry.injected_at_ms));
+            self.expires
+                .with_label_values(&labels)
+                .set(seconds(entry.revert_by_ms));
+        } else {
+            let _ = self.started.remove_label_values(&labels);
+            let _ = self.expires.remove_label_values(&labels);
+        }
     }
 }
 

@@ -19,18 +19,22 @@
 //! | GET    | `/drills/{id}`     | live state and progress                                  |
 //! | GET    | `/drills/{id}/report?format=json\|md\|html` | the report                   |
 //! | POST   | `/drills/{id}/abort` | abort (reverts the fault at once)                      |
+//! | POST   | `/alerts/webhook`  | Alertmanager's webhook (payload version 4)               |
+//! | GET    | `/alerts`          | alerts firing now, as Alertmanager said last             |
 //!
 //! An unknown path gets 404 and a known path with the wrong method 405 with `Allow`; every
 //! error body is JSON `{"error": "..."}` naming the problem. Mutations (PUT, POST, DELETE)
 //! need `Authorization: Bearer <http.token>` when a token is configured (401 without it,
 //! 403 with a wrong one); without a token firedrill refuses to listen beyond loopback.
-//! Mutations are rate limited (429). Handlers never wait on an upstream: they read state
-//! the background tasks keep.
+//! Mutations are rate limited (429), except the webhook: Alertmanager's notifications are
+//! not an operator's requests, and throttling them would lose transitions. Handlers never
+//! wait on an upstream: they read state the background tasks keep.
 
 // Handlers return `Result<T, Response>` where the error is the finished 4xx response; it is
 // built at most once per request, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+mod alerts;
 mod drills;
 mod faults;
 mod generator;
@@ -51,13 +55,19 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
-use crate::{drills as drill, faults as fault, generator as gen, metrics::Upstreams};
+use crate::{
+    alerts::Alerts, drills as drill, faults as fault, generator as gen, metrics::Upstreams,
+};
 
 /// The governor limiter of mutations (one bucket for the whole API).
 pub type Limiter = governor::DefaultDirectRateLimiter;
 
 /// Request bodies above this size are refused (413).
 const BODY_LIMIT: usize = 64 * 1024;
+
+/// Webhook bodies above this size are refused (413): Alertmanager sends every alert of a
+/// group, with labels and annotations, in one notification.
+const WEBHOOK_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// `[http]`: where the admin API and `/metrics` listen.
 #[derive(Debug, Clone, Deserialize)]
@@ -123,6 +133,8 @@ pub struct State {
     pub faults: fault::Handle,
     /// The drill runner.
     pub drills: drill::Handle,
+    /// What Alertmanager's webhook said.
+    pub alerts: Alerts,
     /// Bearer token of mutations, if configured.
     pub token: Option<String>,
     /// Rate limit of mutations.
@@ -213,6 +225,8 @@ enum Route {
     Drill(String),
     DrillReport(String),
     DrillAbort(String),
+    AlertsWebhook,
+    Alerts,
 }
 
 impl Route {
@@ -233,6 +247,8 @@ impl Route {
             ["drills", id] => (Route::Drill(id.to_string()), &[Method::GET]),
             ["drills", id, "report"] => (Route::DrillReport(id.to_string()), &[Method::GET]),
             ["drills", id, "abort"] => (Route::DrillAbort(id.to_string()), &[Method::POST]),
+            ["alerts"] => (Route::Alerts, &[Method::GET]),
+            ["alerts", "webhook"] => (Route::AlertsWebhook, &[Method::POST]),
             _ => return None,
         })
     }
@@ -266,7 +282,11 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
         return response;
     }
     if req.method() != Method::GET {
-        if let Err(response) = authorize(&req, state) {
+        let limited = route != Route::AlertsWebhook;
+        if let Err(response) = authorize(&req, state, limited) {
+            if route == Route::AlertsWebhook {
+                state.alerts.rejected();
+            }
             return response;
         }
     }
@@ -297,11 +317,19 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
         (Route::Drill(id), _) => drills::get(state, &id).await,
         (Route::DrillReport(id), _) => drills::report(state, &id, query.as_deref()).await,
         (Route::DrillAbort(id), _) => drills::abort(state, &id).await,
+        (Route::AlertsWebhook, _) => match read_body(req, WEBHOOK_BODY_LIMIT).await {
+            Ok(body) => alerts::webhook(state, &body),
+            Err(response) => {
+                state.alerts.rejected();
+                response
+            }
+        },
+        (Route::Alerts, _) => alerts::list(state),
     }
 }
 
-/// Token and rate limit of a mutating request.
-fn authorize(req: &Request<Incoming>, state: &State) -> Result<(), Response<Body>> {
+/// Token and (when `limited`) rate limit of a mutating request.
+fn authorize(req: &Request<Incoming>, state: &State, limited: bool) -> Result<(), Response<Body>> {
     if let Some(expected) = &state.token {
         let given = req
             .headers()
@@ -325,7 +353,7 @@ fn authorize(req: &Request<Incoming>, state: &State) -> Result<(), Response<Body
             Some(_) => {}
         }
     }
-    if state.limiter.check().is_err() {
+    if limited && state.limiter.check().is_err() {
         let mut response = error(
             StatusCode::TOO_MANY_REQUESTS,
             "too many mutating requests; see http.mutations_per_minute",
@@ -347,7 +375,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn read_json_or_default<T: for<'de> Deserialize<'de> + Default>(
     req: Request<Incoming>,
 ) -> Result<T, Response<Body>> {
-    let bytes = read_body(req).await?;
+    let bytes = read_body(req, BODY_LIMIT).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -358,7 +386,7 @@ async fn read_json_or_default<T: for<'de> Deserialize<'de> + Default>(
 async fn read_json<T: for<'de> Deserialize<'de>>(
     req: Request<Incoming>,
 ) -> Result<T, Response<Body>> {
-    parse_json(&read_body(req).await?)
+    parse_json(&read_body(req, BODY_LIMIT).await?)
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Response<Body>> {
@@ -366,14 +394,14 @@ fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Response<
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
-    Ok(Limited::new(req.into_body(), BODY_LIMIT)
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
+    Ok(Limited::new(req.into_body(), limit)
         .collect()
         .await
         .map_err(|_| {
             error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body larger than {BODY_LIMIT} bytes"),
+                format!("body larger than {limit} bytes"),
             )
         })?
         .to_bytes())

@@ -64,6 +64,26 @@ pub fn reader(topic: &str, start: impl Fn(i64, i64) -> i64) -> BaseConsumer {
     consumer
 }
 
+/// Each partition of `topic` with its high watermark (the next offset to be written), as
+/// the broker says now.
+pub fn high_watermarks(topic: &str) -> Vec<(i32, i64)> {
+    let consumer = reader_at_end(topic);
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p.id(), timeout)
+                .expect("watermarks");
+            (p.id(), high)
+        })
+        .collect()
+}
+
 /// Reads what is available within `wait`, as JSON values (records that are not JSON are
 /// returned as `Value::Null`).
 pub fn poll_json(consumer: &BaseConsumer, wait: Duration) -> Vec<serde_json::Value> {

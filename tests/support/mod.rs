@@ -67,6 +67,10 @@ pub struct Daemon {
     pub child: Child,
     pub config: tempfile::NamedTempFile,
     pub http: reqwest::Client,
+    /// Where the fault ledger and reports go unless the config names its own: never the
+    /// stack daemon's `.stack/firedrill/` (that daemon may be running beside the tests, and a
+    /// daemon reverts at start whatever its ledger holds).
+    pub state: tempfile::TempDir,
 }
 
 impl Daemon {
@@ -78,10 +82,19 @@ impl Daemon {
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(file, "{config}").unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let mut own_state = Vec::new();
+        if !config.contains("ledger =") {
+            own_state.push(("FIREDRILL_FAULTS__LEDGER", state.path().join("faults.json")));
+        }
+        if !config.contains("state_dir =") {
+            own_state.push(("FIREDRILL_DRILLS__STATE_DIR", state.path().join("reports")));
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
             .args(["serve", "--config"])
             .arg(file.path())
             .env("FIREDRILL_HTTP__LISTEN", "127.0.0.1:0")
+            .envs(own_state)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -109,6 +122,7 @@ impl Daemon {
                 .timeout(Duration::from_secs(5))
                 .build()
                 .unwrap(),
+            state,
         }
     }
 
