@@ -9,7 +9,8 @@
 //!   of prometheus/prometheus.yml;
 //! - grid positions fit 24 columns and do not overlap;
 //! - every dashboard carries the drill annotations and links to the others;
-//! - every recording rule a dashboard uses exists in prometheus/rules;
+//! - every recording rule a dashboard uses exists in prometheus/rules, and every metric of
+//!   docs/metrics.md is on a dashboard (directly or through a recording rule);
 //! - the JSON validates against Grafana's published dashboard schema (scripts/dashboard-schema,
 //!   with the grafana-foundation-sdk models from PyPI).
 //!
@@ -536,6 +537,69 @@ fn expressions_cover_every_target_annotation_and_rule_and_parse() {
         .find(|(place, _)| place.contains("\"Audit verdicts /s\""))
         .expect("the audit verdicts panel");
     assert!(live.1.contains("[30s]"), "{live:?}");
+}
+
+/// The metrics docs/metrics.md lists (the first column of its tables).
+fn documented_metrics() -> Vec<String> {
+    let text = fs::read_to_string(repo().join("docs/metrics.md")).expect("docs/metrics.md");
+    text.lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .filter(|name| name.starts_with("firedrill_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The metric names `exprs` select, following recording rules to what they read.
+fn metrics_read(exprs: &[String], rules: &[dashboards::Rule]) -> BTreeSet<String> {
+    let mut pending: Vec<String> = exprs.to_vec();
+    let mut seen = BTreeSet::new();
+    while let Some(expr) = pending.pop() {
+        let Ok(parsed) = parser::parse(&expr) else {
+            continue; // reported by the checks above
+        };
+        let (mut windows, mut names) = (Vec::new(), Vec::new());
+        walk(&parsed, &mut windows, &mut names);
+        for name in names {
+            if seen.insert(name.clone()) {
+                let recorded = rules.iter().filter(|r| r.record.as_deref() == Some(&name));
+                pending.extend(recorded.map(|r| r.expr.clone()));
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn every_documented_metric_is_on_a_dashboard() {
+    let repo = repo();
+    let rules = rules(&repo);
+    let exprs: Vec<String> = dashboards::expressions(&repo)
+        .into_iter()
+        .filter(|(place, _)| place.starts_with("grafana/"))
+        .map(|(_, expr)| expr)
+        .collect();
+    let read = metrics_read(&exprs, &rules);
+    let documented = documented_metrics();
+    assert!(
+        documented.len() > 30,
+        "docs/metrics.md lists {documented:?}"
+    );
+    let missing: Vec<&String> = documented
+        .iter()
+        .filter(|metric| {
+            !read.iter().any(|name| {
+                name == *metric
+                    || name
+                        .strip_prefix(metric.as_str())
+                        .is_some_and(|s| ["_bucket", "_count", "_sum"].contains(&s))
+            })
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "metrics of docs/metrics.md that no dashboard shows (directly or through a recording rule): {missing:?}; add a panel to grafana/dashboards"
+    );
 }
 
 // --- each kind of defect is caught, on a small dashboard built here ---------------------------
