@@ -185,7 +185,7 @@ fn variable_at(s: &str) -> Option<(&str, usize)> {
     }
     let inner = s.strip_prefix('$')?;
     let len = ident_len(inner);
-    (len > 0).then(|| (&inner[..len], len + 1))
+    (len > 0).then_some((&inner[..len], len + 1))
 }
 
 /// A Prometheus duration (`30s`, `1m30s`, `500ms`, `2h`), as in prometheus.yml and PromQL.
