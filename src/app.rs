@@ -26,6 +26,7 @@ use crate::{
     faults::{self, Faults},
     flink::monitor::FlinkMonitor,
     generator::Generator,
+    grafana::Annotator,
     http,
     kafka::{lag::AckIndex, monitor::LagMonitor},
     metrics::Upstreams,
@@ -45,6 +46,7 @@ pub struct App {
     flink: FlinkMonitor,
     faults: Faults,
     drills: Drills,
+    annotator: Option<Annotator>,
 }
 
 impl App {
@@ -73,6 +75,8 @@ impl App {
             Faults::build_with_upstreams(&config.faults, registry, Some(upstreams.clone()))
                 .context("faults")?;
         let alerts = Alerts::new(registry);
+        let (annotator, annotations) =
+            Annotator::build(&config.grafana, registry).context("grafana annotations")?;
         let sources = Sources {
             audit: audit.subscribe(),
             flink: flink.subscribe(),
@@ -87,6 +91,7 @@ impl App {
             faults: faults_handle.clone(),
             alerts: alerts.clone(),
             expected_alerts: config.alerts.clone(),
+            annotations,
         };
         let (drills, drills_handle) =
             Drills::build(&config.drills, sources, registry).context("drills")?;
@@ -113,6 +118,7 @@ impl App {
             flink,
             faults,
             drills,
+            annotator,
         })
     }
 
@@ -152,6 +158,10 @@ impl App {
             run.await
         });
         serving.spawn("http", self.http.run(serving.cancel.clone()));
+        // Stopped last: the region of a drill aborted at shutdown still gets its end.
+        if let Some(annotator) = self.annotator {
+            serving.spawn("grafana_annotations", annotator.run(serving.cancel.clone()));
+        }
         Running {
             http_addr,
             stages: vec![drills, faults, generator, pipeline, serving],

@@ -13,7 +13,7 @@ use std::{fmt, path::Path};
 
 use serde::{Deserialize, Deserializer};
 
-use crate::{alerts, audit, drills, faults, flink, generator, http, kafka, telemetry};
+use crate::{alerts, audit, drills, faults, flink, generator, grafana, http, kafka, telemetry};
 
 /// Prefix of environment variables that override config keys.
 pub const ENV_PREFIX: &str = "FIREDRILL_";
@@ -44,6 +44,8 @@ pub struct Config {
     pub drills: drills::Config,
     /// Alerts each drill scenario is expected to fire (scored in reports).
     pub alerts: alerts::Config,
+    /// Grafana's HTTP API, for region annotations of drills (optional).
+    pub grafana: grafana::Config,
 }
 
 /// A config that could not be loaded, with the path of the offending key when known.
@@ -118,6 +120,7 @@ impl Config {
         self.http.validate()?;
         self.faults.validate()?;
         self.alerts.validate()?;
+        self.grafana.validate()?;
         if self.audit.lost_after < self.audit.sla {
             return Err(Error::invalid(
                 "audit.lost_after",

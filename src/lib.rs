@@ -23,6 +23,8 @@
 //!   `report`, its `render`ers (Markdown, HTML) and `compare`.
 //! - `alerts`: the Alertmanager webhook's transitions, the alerts firing now, and the alert
 //!   scoring of drills (expected alerts, time to detect, time to resolve).
+//! - `grafana`: region annotations posted to Grafana's HTTP API during drills (optional,
+//!   bounded, never delays a drill).
 //! - `http`: the admin and metrics API; its `//!` lists every route.
 //! - `cli`: the client subcommands (`drill`, `fault`, `report`, `compare`).
 
@@ -38,6 +40,7 @@ pub mod durable;
 pub mod faults;
 pub mod flink;
 pub mod generator;
+pub mod grafana;
 pub mod http;
 pub mod kafka;
 pub mod metrics;

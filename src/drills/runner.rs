@@ -27,7 +27,7 @@ use crate::{
     clock::now_ms,
     faults::{self, Action, InjectRequest, TargetView},
     flink::monitor::FlinkStatus,
-    generator,
+    generator, grafana,
     kafka::monitor::LagSnapshot,
 };
 
@@ -54,6 +54,8 @@ pub struct Sources {
     pub alerts: Alerts,
     /// The alerts each scenario is expected to fire, and how long to wait for them.
     pub expected_alerts: alerts::Config,
+    /// Region annotations in Grafana (a no-op without `[grafana] url`).
+    pub annotations: grafana::Handle,
 }
 
 /// Why a drill ended without a report.
@@ -248,6 +250,27 @@ impl Drill {
                 .map_err(|e| (DrillState::Failed, format!("fault not injected: {e}")))?;
         let injected_at = injected.injected_at_ms;
         tracker.injected();
+        let report_id = match part {
+            Some((i, _)) => format!("{}-{}", self.id, i),
+            None => self.id.clone(),
+        };
+        let mut region = Region::start(
+            self.sources.annotations.clone(),
+            &report_id,
+            injected_at,
+            vec![
+                "firedrill".to_string(),
+                scenario.as_str().to_string(),
+                injected.target.clone(),
+                report_id.clone(),
+            ],
+            format!(
+                "firedrill {} drill {report_id}: {} {}",
+                scenario.as_str(),
+                action.as_str(),
+                injected.target
+            ),
+        );
         self.set_state(
             DrillState::Fault,
             format!(
@@ -330,6 +353,7 @@ impl Drill {
             }
         }
         let recovered = tracker.phases().recovered_at.is_some();
+        region.end(tracker.phases().recovered_at.unwrap_or_else(now_ms));
 
         // 6. Drain: pause the generator and let the audit see everything acked.
         self.set_state(
@@ -436,10 +460,7 @@ impl Drill {
         let ended_at = now_ms();
         Ok(Report {
             schema_version: report::SCHEMA_VERSION,
-            id: match part {
-                Some((i, _)) => format!("{}-{}", self.id, i),
-                None => self.id.clone(),
-            },
+            id: report_id,
             scenario: scenario.as_str().to_string(),
             label: self.request.label.clone(),
             started_at_ms: started_at,
@@ -592,6 +613,44 @@ impl Drill {
         if let Err(error) = self.sources.faults.revert(id).await {
             warn!(%error, fault = id, "revert on abort failed; the fault actor keeps retrying");
         }
+    }
+}
+
+/// A drill's region annotation in Grafana: started at the injection, ended at recovery, or
+/// when dropped (an abort, a failure) at that moment, so no region is left open.
+struct Region {
+    annotations: grafana::Handle,
+    key: String,
+    ended: bool,
+}
+
+impl Region {
+    fn start(
+        annotations: grafana::Handle,
+        key: &str,
+        at_ms: i64,
+        tags: Vec<String>,
+        text: String,
+    ) -> Self {
+        annotations.start(key, at_ms, tags, text);
+        Region {
+            annotations,
+            key: key.to_string(),
+            ended: false,
+        }
+    }
+
+    fn end(&mut self, at_ms: i64) {
+        if !self.ended {
+            self.annotations.end(&self.key, at_ms);
+            self.ended = true;
+        }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        self.end(now_ms());
     }
 }
 
