@@ -368,15 +368,19 @@ pub struct Annotator {
 }
 
 impl Annotator {
-    /// `None` (and a disabled handle) without `[grafana] url`.
+    /// `None` (and a disabled handle) without `[grafana] url`; the metrics are registered
+    /// either way, so a dashboard shows 0 rather than no data.
     pub fn build(
         config: &Config,
         registry: &Registry,
     ) -> Result<(Option<Annotator>, Handle), reqwest::Error> {
+        let metrics = Metrics::register(registry);
+        for result in ["created", "updated", "failed", "dropped"] {
+            metrics.requests.with_label_values(&[result]);
+        }
         let Some(base) = config.url.clone() else {
             return Ok((None, Handle::disabled()));
         };
-        let metrics = Metrics::register(registry);
         let (tx, rx) = mpsc::channel(QUEUE);
         let http = reqwest::Client::builder().timeout(config.timeout).build()?;
         let handle = Handle {
@@ -668,9 +672,9 @@ mod tests {
             registry
                 .gather()
                 .iter()
-                .filter(|f| f.get_name() == "firedrill_grafana_annotations_total")
+                .filter(|f| f.name() == "firedrill_grafana_annotations_total")
                 .flat_map(|f| f.get_metric())
-                .filter(|m| m.get_label().iter().any(|l| l.get_value() == result))
+                .filter(|m| m.get_label().iter().any(|l| l.value() == result))
                 .map(|m| m.get_counter().get_value())
                 .sum::<f64>()
         };

@@ -362,9 +362,9 @@ mod tests {
         registry
             .gather()
             .iter()
-            .filter(|f| f.get_name() == "firedrill_alerts_firing")
+            .filter(|f| f.name() == "firedrill_alerts_firing")
             .flat_map(|f| f.get_metric())
-            .find(|m| m.get_label().iter().any(|l| l.get_value() == name))
+            .find(|m| m.get_label().iter().any(|l| l.value() == name))
             .map(|m| m.get_gauge().get_value() as i64)
     }
 
@@ -420,7 +420,7 @@ mod tests {
         let rejected = registry
             .gather()
             .iter()
-            .filter(|f| f.get_name() == "firedrill_alert_webhook_requests_total")
+            .filter(|f| f.name() == "firedrill_alert_webhook_requests_total")
             .flat_map(|f| f.get_metric())
             .map(|m| m.get_counter().get_value())
             .sum::<f64>();

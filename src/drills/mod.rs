@@ -520,6 +520,20 @@ impl Drills {
             "exactly_once"
         };
         metrics.guarantee.with_label_values(&[guarantee]).set(1);
+        // Every scenario's outcome series from the start, so dashboards and `increase()` see
+        // the first drill of each kind as a step from 0.
+        for scenario in [
+            Scenario::Taskmanager,
+            Scenario::Jobmanager,
+            Scenario::Kafka,
+            Scenario::Comprehensive,
+        ] {
+            for state in ["done", "refused", "aborted", "failed"] {
+                metrics
+                    .drills
+                    .with_label_values(&[scenario.as_str(), state]);
+            }
+        }
         reports.sort_by_key(|r| r.ended_at_ms);
         for report in &reports {
             metrics.record_report_and_parts(report);
