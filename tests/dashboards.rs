@@ -2,8 +2,8 @@
 //! Grafana server (none can be installed here) and without the local stack:
 //!
 //! - every file parses, uids are unique, no `__inputs` (file provisioning cannot fill them);
-//! - every panel, rows' nested panels included, has a title, a description, a unit and at
-//!   least one target, and it and each of its targets use the `datasource` variable;
+//! - every panel, rows' nested panels included, has a title (unique in its dashboard), a
+//!   description, a unit and at least one target, and it and each of its targets use the `datasource` variable;
 //! - every PromQL expression (targets and annotations) parses once Grafana's variables are
 //!   substituted, and every rate()/irate()/increase() window is at least 4 scrape intervals
 //!   of prometheus/prometheus.yml;
@@ -187,6 +187,7 @@ fn check_dashboard(file: &str, dashboard: &Value, ctx: &Context) -> Vec<String> 
 
     // Panels.
     let mut ids = BTreeSet::new();
+    let mut titles = BTreeSet::new();
     for panel in panels(dashboard) {
         let title = panel["title"].as_str().unwrap_or_default();
         let name = if title.is_empty() {
@@ -207,6 +208,9 @@ fn check_dashboard(file: &str, dashboard: &Value, ctx: &Context) -> Vec<String> 
         }
         if title.is_empty() {
             problem(format!("{name}: no title"));
+        } else if !titles.insert(title) {
+            // Titles name panels in messages and in support::dashboards::expressions.
+            problem(format!("{name}: another panel has this title"));
         }
         if panel["description"].as_str().unwrap_or_default().is_empty() {
             problem(format!("{name}: no description"));
@@ -909,6 +913,14 @@ fn checks_the_panels_of_collapsed_rows() {
             }));
         },
         "panel \"Nested\": no unit",
+    );
+}
+
+#[test]
+fn catches_duplicate_panel_titles() {
+    assert_caught(
+        |d| d["panels"][2]["title"] = json!("Rate"),
+        "panel \"Rate\": another panel has this title",
     );
 }
 
