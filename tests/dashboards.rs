@@ -934,6 +934,9 @@ fn catches_duplicate_panel_ids() {
 
 // --- the schema check can fail ---------------------------------------------------------------
 
+/// A named way to break a dashboard.
+type Breakage = (&'static str, fn(&mut Value));
+
 /// Runs the schema check on one variant of the small dashboard.
 fn schema_of(dashboard: &Value) -> Result<String, String> {
     let dir = tempfile::tempdir().unwrap();
@@ -951,7 +954,7 @@ fn schema_check_passes_the_small_dashboard() {
 
 #[test]
 fn schema_check_catches_unknown_keys_wrong_types_and_units() {
-    let cases: [(&str, fn(&mut Value)); 8] = [
+    let cases: [Breakage; 8] = [
         (".panels[1](\"Rate\").fieldConfig.defaults.unitt: unknown key", |d| {
             d["panels"][1]["fieldConfig"]["defaults"]["unitt"] = json!("ops")
         }),
