@@ -35,6 +35,8 @@ pub struct Comparison {
     pub ties: usize,
     /// Rows that could not be compared (a value is missing).
     pub not_comparable: usize,
+    /// What makes the comparison less than like for like, e.g. different scenarios.
+    pub warnings: Vec<String>,
 }
 
 /// One metric of a comparison.
@@ -187,12 +189,32 @@ pub fn compare(a: &Report, b: &Report) -> Comparison {
         b_wins: tally(Better::B),
         ties: tally(Better::Tie),
         not_comparable: tally(Better::NotApplicable),
+        warnings: warnings(a, b),
         a: a_name,
         b: b_name,
         a_id: a.id.clone(),
         b_id: b.id.clone(),
         rows,
     }
+}
+
+fn warnings(a: &Report, b: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    if a.scenario != b.scenario {
+        out.push(format!(
+            "different scenarios ({} vs {}): the figures measure different failures",
+            a.scenario, b.scenario
+        ));
+    }
+    if let (Some(fa), Some(fb)) = (&a.fault, &b.fault) {
+        if (fa.duration_s - fb.duration_s).abs() > 0.5 {
+            out.push(format!(
+                "different fault durations ({:.0} s vs {:.0} s)",
+                fa.duration_s, fb.duration_s
+            ));
+        }
+    }
+    out
 }
 
 fn names(a: &Report, b: &Report) -> (String, String) {
@@ -333,6 +355,9 @@ impl Comparison {
         let (a, b) = (md_escape(&self.a), md_escape(&self.b));
         let mut out = String::new();
         let _ = writeln!(out, "# {a} vs {b}\n");
+        for warning in &self.warnings {
+            let _ = writeln!(out, "> Warning: {}\n", md_escape(warning));
+        }
         let _ = writeln!(
             out,
             "Drills {} (A) and {} (B).\n",
@@ -530,6 +555,14 @@ mod tests {
         let c = compare(&a, &b);
         assert_eq!(c.a, "taskmanager d-20260101-100000-7f3a");
         assert_eq!(c.b, "kafka d-2");
+        assert_eq!(
+            c.warnings,
+            ["different scenarios (taskmanager vs kafka): the figures measure different failures"]
+        );
+        assert!(c.markdown().contains(
+            "> Warning: different scenarios (taskmanager vs kafka): the figures measure different failures"
+        ));
+        assert!(compare(&a, &a).warnings.is_empty());
     }
 
     #[test]
