@@ -244,3 +244,130 @@ async fn every_exported_metric_is_documented() {
         "not in docs/metrics.md: {undocumented:?}"
     );
 }
+
+/// An Alertmanager notification with one alert.
+fn notification(name: &str, status: &str, ends: Option<&str>) -> String {
+    let ends = ends.map_or(String::new(), |e| format!(r#", "endsAt": "{e}""#));
+    format!(
+        r#"{{"version": "4", "status": "{status}", "receiver": "firedrill", "groupKey": "{{}}",
+            "truncatedAlerts": 0, "alerts": [{{"status": "{status}",
+            "labels": {{"alertname": "{name}", "severity": "critical"}}, "annotations": {{}},
+            "startsAt": "2026-12-02T15:40:01.5Z"{ends}, "fingerprint": "fp-{name}",
+            "generatorURL": "http://127.0.0.1:9090/graph"}}]}}"#
+    )
+}
+
+async fn post(daemon: &Daemon, path: &str, body: Vec<u8>, token: Option<&str>) -> (u16, String) {
+    let mut request = daemon.http.post(daemon.url(path)).body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_alertmanager_webhook_records_transitions_and_refuses_bad_bodies() {
+    // One mutation a minute: the webhook must not be throttled by it.
+    let daemon = Daemon::start(&format!(
+        "{DEAD_UPSTREAMS}\n[http]\nmutations_per_minute = 1\n"
+    ));
+    let firing = notification("KafkaUnavailable", "firing", None);
+    for _ in 0..5 {
+        // Alertmanager repeats a firing group every group_interval.
+        let (status, body) = post(&daemon, "/alerts/webhook", firing.clone().into(), None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let firing_now: serde_json::Value = daemon.get("/alerts").await.json().await.unwrap();
+    assert_eq!(firing_now.as_array().unwrap().len(), 1, "{firing_now}");
+    assert_eq!(firing_now[0]["name"], "KafkaUnavailable");
+    assert_eq!(firing_now[0]["starts_at_ms"], 1_796_226_001_500_i64);
+    let s = daemon.scrape().await;
+    assert_eq!(
+        s.metric("firedrill_alerts_firing")
+            .label("alertname", "KafkaUnavailable")
+            .label("severity", "critical")
+            .value(),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.metric("firedrill_alert_notifications_total")
+            .label("status", "firing")
+            .value(),
+        Some(1.0),
+        "repeats are not new transitions"
+    );
+
+    let resolved = notification("KafkaUnavailable", "resolved", Some("2026-12-02T15:40:31Z"));
+    let (status, body) = post(&daemon, "/alerts/webhook", resolved.into(), None).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"new":1,"repeated":0}"#));
+    let s = daemon.scrape().await;
+    assert!(s.metric("firedrill_alerts_firing").values().is_empty());
+
+    // Bad bodies: 4xx naming the problem, nothing recorded, the daemon still serving.
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (
+            b"not json".to_vec(),
+            400,
+            "not an Alertmanager webhook payload",
+        ),
+        (
+            br#"{"version": "3", "alerts": []}"#.to_vec(),
+            400,
+            "version: \"3\" is not supported",
+        ),
+        (
+            notification("A", "firing", None)
+                .replace("2026-12-02T15:40:01.5Z", "soon")
+                .into_bytes(),
+            400,
+            "alerts[0].startsAt: \"soon\" is not an RFC 3339 time",
+        ),
+        // Just over the 4 MiB limit, so the client has sent it all when the 413 comes.
+        (vec![b' '; 4 * 1024 * 1024 + 16], 413, "body larger than"),
+        (
+            vec![0xff, 0xfe, 0x00],
+            400,
+            "not an Alertmanager webhook payload",
+        ),
+    ];
+    for (body, expected_status, expected) in cases {
+        let (status, text) = post(&daemon, "/alerts/webhook", body, None).await;
+        assert_eq!(status, expected_status, "{text}");
+        let error: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let error = error["error"].as_str().unwrap();
+        assert!(
+            error.contains(expected),
+            "{error:?} should contain {expected:?}"
+        );
+    }
+    let firing_now: serde_json::Value = daemon.get("/alerts").await.json().await.unwrap();
+    assert_eq!(firing_now, serde_json::json!([]));
+    let s = daemon.scrape().await;
+    assert_eq!(
+        s.metric("firedrill_alert_webhook_requests_total")
+            .label("result", "rejected")
+            .value(),
+        Some(5.0)
+    );
+    assert_eq!(daemon.get("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn with_a_token_the_webhook_needs_it() {
+    let token = "webhook-token-0123456789";
+    let daemon = Daemon::start_with_env(DEAD_UPSTREAMS, &[("FIREDRILL_HTTP__TOKEN", token)]);
+    let firing = notification("FiredrillDown", "firing", None);
+    let (status, _) = post(&daemon, "/alerts/webhook", firing.clone().into(), None).await;
+    assert_eq!(status, 401);
+    let (status, _) = post(
+        &daemon,
+        "/alerts/webhook",
+        firing.clone().into(),
+        Some("wrong-token-000000000"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = post(&daemon, "/alerts/webhook", firing.into(), Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+}
