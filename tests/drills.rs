@@ -143,6 +143,7 @@ fn assert_common(report: &serde_json::Value) {
     for name in [
         "baseline_started",
         "injected",
+        "revert_started",
         "reverted",
         "recovered",
         "drained",
@@ -167,7 +168,26 @@ fn assert_common(report: &serde_json::Value) {
     );
     assert!(report["baseline"]["orders_per_s"].as_f64().unwrap() > 10.0);
     assert!(report["timeline"].as_array().unwrap().len() > 20);
-    assert!(report["recovery_time_s"].as_f64().unwrap() >= 0.0);
+    // Time figures as users read them (schema 2): time to recover from the failure, the
+    // revert as a phase of its own, degradation over the impact window.
+    let at = |name| phase(report, name).unwrap();
+    let s = |ms: i64| ms as f64 / 1000.0;
+    assert_eq!(
+        report["recovery_time_s"].as_f64(),
+        Some(s(at("recovered") - at("injected")))
+    );
+    assert_eq!(
+        report["revert_to_recovered_s"].as_f64(),
+        Some(s((at("recovered") - at("reverted")).max(0)))
+    );
+    assert!(at("revert_started") <= at("reverted"));
+    assert_eq!(
+        report["fault"]["revert_s"].as_f64(),
+        Some(s(at("reverted") - at("revert_started")))
+    );
+    let degradation = report["throughput"]["degradation_pct"].as_f64().unwrap();
+    let worst = report["throughput"]["worst_drop_pct"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&degradation) && degradation <= worst + 1e-9);
 }
 
 #[tokio::test(flavor = "multi_thread")]

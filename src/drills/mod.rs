@@ -411,7 +411,7 @@ impl Metrics {
                 GaugeVec::new(
                     Opts::new(
                         "firedrill_drill_last",
-                        "Figures of the latest finished drill per scenario: downtime_seconds, recovery_seconds, lost_orders, duplicate_orders, revenue_lost_dollars, revenue_delayed_dollars, degradation_percent, integrity_pass (1/0), alerting_pass (1/0).",
+                        "Figures of the latest finished drill per scenario: downtime_seconds, recovery_seconds (injection to recovered), revert_to_recovered_seconds, lost_orders, duplicate_orders, revenue_lost_dollars, revenue_delayed_dollars, degradation_percent, integrity_pass (1/0), alerting_pass (1/0).",
                     ),
                     &["scenario", "figure"],
                 )
@@ -438,6 +438,7 @@ impl Metrics {
         };
         set("downtime_seconds", report.downtime_s);
         set("recovery_seconds", report.recovery_time_s);
+        set("revert_to_recovered_seconds", report.revert_to_recovered_s);
         set("lost_orders", Some(report.orders.lost as f64));
         set("duplicate_orders", Some(report.orders.duplicates as f64));
         set("revenue_lost_dollars", Some(report.revenue.lost_dollars));

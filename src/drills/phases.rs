@@ -6,7 +6,10 @@
 //!   is below half the baseline for two observations in a row, or the job is not RUNNING;
 //! - job running again: first observation RUNNING after the job was seen not RUNNING, stamped
 //!   with the time Flink says the job entered RUNNING (the observation's time if unknown);
-//! - first output: first observation after degradation with new processed orders;
+//! - first output: the first observation after the output had stalled (below 10% of the
+//!   baseline rate) whose output is no longer stalled: output resuming after the outage,
+//!   not records still in flight from before it (after a JobManager kill the TaskManagers
+//!   keep writing for a while);
 //! - downtime: the time output was stalled (below 10% of the baseline rate) between the
 //!   injection and recovery, summed over observations;
 //! - recovered: after the revert, throughput >= 90% of baseline and in-flight orders back to
@@ -15,7 +18,7 @@
 //!
 //! No I/O, no clocks.
 
-use super::report::Sample;
+use super::report::{self, Sample};
 
 /// Consecutive observations below half the baseline that count as degradation.
 const DEGRADED_STREAK: u32 = 2;
@@ -79,6 +82,8 @@ pub struct Tracker {
     good_since: Option<i64>,
     peak_at_risk_cents: u64,
     stalled_ms: i64,
+    /// The output stalled at least once since the injection.
+    stalled_seen: bool,
 }
 
 /// Below this fraction of the baseline rate the output counts as stalled.
@@ -100,6 +105,7 @@ impl Tracker {
             good_since: None,
             peak_at_risk_cents: 0,
             stalled_ms: 0,
+            stalled_seen: false,
         }
     }
 
@@ -145,6 +151,11 @@ impl Tracker {
         (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
     }
 
+    /// [`report::degradation`] of the samples in `(from_ms, to_ms]` against the baseline.
+    pub fn impact(&self, from_ms: i64, to_ms: i64) -> Option<(f64, f64)> {
+        report::degradation(&self.samples, self.baseline.orders_per_s, from_ms, to_ms)
+    }
+
     /// Feeds one observation.
     pub fn observe(&mut self, obs: Observation) {
         self.peak_at_risk_cents = self.peak_at_risk_cents.max(obs.at_risk_cents);
@@ -164,8 +175,14 @@ impl Tracker {
         if !self.injected {
             return;
         }
-        if self.phases.recovered_at.is_none() && rate < self.baseline.orders_per_s * STALLED {
+        let stalled = rate < self.baseline.orders_per_s * STALLED;
+        if self.phases.recovered_at.is_none() && stalled {
             self.stalled_ms += obs.at_ms - prev.at_ms;
+        }
+        if stalled {
+            self.stalled_seen = true;
+        } else if self.stalled_seen && self.phases.first_output_at.is_none() && new_output > 0 {
+            self.phases.first_output_at = Some(obs.at_ms);
         }
         let p = &mut self.phases;
         if !obs.job_running {
@@ -184,8 +201,6 @@ impl Tracker {
             if !obs.job_running || self.low_streak >= DEGRADED_STREAK {
                 p.degraded_at = Some(obs.at_ms);
             }
-        } else if p.first_output_at.is_none() && new_output > 0 {
-            p.first_output_at = Some(obs.at_ms);
         }
         let after_revert = self.reverted_at.is_some_and(|r| obs.at_ms >= r);
         if after_revert && p.recovered_at.is_none() {
@@ -263,6 +278,34 @@ mod tests {
         assert_eq!(t.stalled_s(), 3.0);
         assert_eq!(t.peak_at_risk_cents(), 4_000);
         assert_eq!(t.mean_rate(1_000, 4_000), Some(10.0));
+        // Injection (4 s) -> recovered (11 s): shortfalls 8 + 10 + 10 + 10 of the 70 orders
+        // the baseline would have processed; the catch-up at 10 and 11 s offsets nothing.
+        // (The mean rate over the window, 9.6/s, would read as a 4 % degradation.)
+        let (lost, worst) = t.impact(4_000, 11_000).unwrap();
+        assert!((lost - 38.0 / 70.0 * 100.0).abs() < 1e-9, "{lost}");
+        assert_eq!(worst, 100.0);
+        assert_eq!(t.impact(20_000, 30_000), None);
+    }
+
+    #[test]
+    fn first_output_is_output_resuming_after_the_stall_not_records_in_flight() {
+        // A JobManager kill: the TaskManagers keep writing for a while, then output stops
+        // until the job is back.
+        let mut t = tracker();
+        for s in 0..3 {
+            t.observe(obs(s, s as u64 * 10, 2, true));
+        }
+        t.injected();
+        t.observe(obs(3, 30, 5, false)); // degraded: the job is not RUNNING
+        t.observe(obs(4, 38, 8, false)); // orphaned TaskManagers still write 8/s
+        assert_eq!(t.phases().first_output_at, None, "not after an outage yet");
+        t.observe(obs(5, 38, 18, false));
+        t.observe(obs(6, 38, 28, false));
+        t.observe(obs(7, 38, 37, false));
+        assert_eq!(t.phases().first_output_at, None);
+        t.observe(obs(8, 60, 20, true));
+        assert_eq!(t.phases().first_output_at, Some(8_000));
+        assert_eq!(t.phases().degraded_at, Some(3_000));
     }
 
     #[test]

@@ -166,7 +166,14 @@ impl<'a> Doc<'a> {
                             "After recovery",
                             rate(r.throughput.after_recovery_orders_per_s),
                         ),
-                        ("Degradation", pct(r.throughput.degradation_pct)),
+                        (
+                            "Degradation (impact window)",
+                            pct(r.throughput.degradation_pct),
+                        ),
+                        (
+                            "Worst per-second drop",
+                            r.throughput.worst_drop_pct.map_or_else(na, pct),
+                        ),
                     ]),
                     numeric: true,
                 },
@@ -243,11 +250,13 @@ impl<'a> Doc<'a> {
 fn summary_rows(r: &Report) -> Vec<Vec<Cell>> {
     let drill_type = match &r.fault {
         Some(f) => format!(
-            "{}: {} {} for {}",
+            "{}: {} {} for {}{}",
             r.scenario,
             f.action,
             f.target,
-            secs(Some(f.duration_s))
+            secs(Some(f.duration_s)),
+            f.revert_s
+                .map_or_else(String::new, |s| format!(", revert took {}", secs(Some(s))))
         ),
         None if !r.parts.is_empty() => format!(
             "{} ({})",
@@ -280,7 +289,8 @@ fn summary_rows(r: &Report) -> Vec<Vec<Cell>> {
         ("Started (UTC)", utc(r.started_at_ms)),
         ("Total duration", secs(Some(r.total_duration_s))),
         ("Downtime", secs(r.downtime_s)),
-        ("Recovery time", recovery),
+        ("Time to recover", recovery),
+        ("Revert to recovered", secs(r.revert_to_recovered_s)),
         (
             "Recovered",
             if r.recovered { "yes" } else { "no" }.to_owned(),
@@ -792,7 +802,10 @@ fn svg_chart(r: &Report) -> String {
         .filter(|p| {
             !matches!(
                 p.name,
-                PhaseName::BaselineStarted | PhaseName::Injected | PhaseName::Reverted
+                PhaseName::BaselineStarted
+                    | PhaseName::Injected
+                    | PhaseName::RevertStarted
+                    | PhaseName::Reverted
             )
         })
         .map(|p| (x(p.at_ms), p))
@@ -1157,13 +1170,16 @@ mod tests {
         let md = markdown(&sample_for_docs());
         for needle in [
             "# Drill report: taskmanager · flink checkpoint 10s",
-            "| Drill type | taskmanager: kill flink-taskmanager for 15.0 s |",
+            "| Drill type | taskmanager: kill flink-taskmanager for 15.0 s, revert took 0.00 s |",
             "| Started (UTC) | 2026-01-01T10:00:00Z |",
             "| Total duration | 90.0 s (1m 30s) |",
             "| Downtime | 22.0 s |",
-            "| Recovery time | 23.0 s |",
+            "| Time to recover | 38.0 s |",
+            "| Revert to recovered | 23.0 s |",
             "| Potentially lost orders | 0 lost, 12 failed at the door |",
-            "| Performance degradation | 93.8 % |",
+            "| Performance degradation | 6",
+            "| Worst per-second drop | 100.0 % |",
+            "| Revert started | +45.0 s |",
             "| Data integrity | **PASS**: 9 duplicate output records",
             "50.0 orders/s · latency p50 0.35 s, p99 1.20 s · lag 20 messages",
             "| Fault injected | +30.0 s | 2026-01-01T10:00:30Z |",
@@ -1201,7 +1217,7 @@ mod tests {
         r.integrity = crate::drills::report::integrity(&r.orders, true);
         let md = markdown(&r);
         assert!(md.contains("| Downtime | n/a |"));
-        assert!(md.contains("| Recovery time | n/a (recovery timed out) |"));
+        assert!(md.contains("| Time to recover | n/a (recovery timed out) |"));
         assert!(md.contains("| Recovered | no |"));
         assert!(md.contains("latency p50 n/a"));
         assert!(md.contains("**FAIL**: 3 orders acknowledged"));

@@ -3,7 +3,8 @@
 //! Owns: the [`Report`] model (schema version [`SCHEMA_VERSION`], documented field by field
 //! in `docs/report-schema.md`), its JSON reading with a version check ([`Report::from_json`]),
 //! and the small pure derivations every producer of a report must agree on: the integrity
-//! verdict ([`integrity`]) and the throughput degradation ([`degradation_pct`]).
+//! verdict ([`integrity`]) and the throughput degradation over the impact window
+//! ([`degradation`]).
 //!
 //! Does not own: measuring anything (the scenario runner fills a report from the audit
 //! ledger, the lag monitor and the Flink monitor), rendering (`drills::render`) or comparing
@@ -19,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The report schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One drill's outcome. Times are unix milliseconds (UTC); durations are seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,9 +52,14 @@ pub struct Report {
     /// and recovery; `None` if no degradation was detected.
     #[serde(default)]
     pub downtime_s: Option<f64>,
-    /// Fault reverted -> recovered; `None` if the drill did not recover.
+    /// Time to recover: fault injected (the failure) -> recovered, the figure users call
+    /// "recovery time"; `None` if the drill did not recover. (Schema 1: revert -> recovered,
+    /// now [`Report::revert_to_recovered_s`].)
     #[serde(default)]
     pub recovery_time_s: Option<f64>,
+    /// Fault reverted (the component back) -> recovered; `None` if the drill did not recover.
+    #[serde(default)]
+    pub revert_to_recovered_s: Option<f64>,
     /// `false` when recovery timed out.
     pub recovered: bool,
     /// Order counts over the drill window, exact, from the audit ledger.
@@ -90,6 +96,10 @@ pub struct FaultSummary {
     pub action: String,
     /// How long the fault was held before it was reverted, in seconds.
     pub duration_s: f64,
+    /// How long putting the component back took (revert started -> reverted), seconds;
+    /// `None` in schema-1 reports.
+    #[serde(default)]
+    pub revert_s: Option<f64>,
 }
 
 /// The pipeline's steady state before the fault.
@@ -127,13 +137,16 @@ pub enum PhaseName {
     Injected,
     /// Throughput or lag left the baseline band.
     DegradationDetected,
+    /// The revert started (the fault's time was up, or the drill was aborted).
+    RevertStarted,
     /// The fault was reverted.
     Reverted,
     /// Flink reported the job `RUNNING` again.
     JobRunning,
     /// The job had to be resubmitted (it did not come back by itself).
     JobResubmitted,
-    /// The first order processed after the fault reached the output.
+    /// The first output after the outage: new output after the output had stalled (below
+    /// 10 % of the baseline rate), not records still in flight from before it.
     FirstOutput,
     /// Throughput and lag are back in the baseline band.
     Recovered,
@@ -143,10 +156,11 @@ pub enum PhaseName {
 
 impl PhaseName {
     /// Every phase, in their usual order.
-    pub const ALL: [PhaseName; 9] = [
+    pub const ALL: [PhaseName; 10] = [
         PhaseName::BaselineStarted,
         PhaseName::Injected,
         PhaseName::DegradationDetected,
+        PhaseName::RevertStarted,
         PhaseName::Reverted,
         PhaseName::JobRunning,
         PhaseName::JobResubmitted,
@@ -161,6 +175,7 @@ impl PhaseName {
             PhaseName::BaselineStarted => "Baseline started",
             PhaseName::Injected => "Fault injected",
             PhaseName::DegradationDetected => "Degradation detected",
+            PhaseName::RevertStarted => "Revert started",
             PhaseName::Reverted => "Fault reverted",
             PhaseName::JobRunning => "Job running",
             PhaseName::JobResubmitted => "Job resubmitted",
@@ -216,8 +231,15 @@ pub struct Throughput {
     pub during_fault_orders_per_s: f64,
     /// After recovery (the catch-up burst excluded where the runner can tell).
     pub after_recovery_orders_per_s: f64,
-    /// [`degradation_pct`] of baseline and during-fault throughput.
+    /// Throughput lost over the impact window (injection -> recovered, or the drain when
+    /// not recovered) against the baseline: the per-second shortfalls below the baseline
+    /// summed, over what the baseline would have processed, in percent. A catch-up burst
+    /// above the baseline does not offset a shortfall. (Schema 1: mean during-fault rate
+    /// against the baseline.)
     pub degradation_pct: f64,
+    /// The worst per-second drop below the baseline within the impact window, percent.
+    #[serde(default)]
+    pub worst_drop_pct: Option<f64>,
 }
 
 /// What happened to the Flink job.
@@ -391,7 +413,29 @@ impl Report {
             }
             None => return Err(ReportError::MissingVersion),
         }
-        Ok(serde_json::from_value(value)?)
+        let v1 = version.as_u64() == Some(1);
+        let mut report: Report = serde_json::from_value(value)?;
+        if v1 {
+            report.upgrade_from_v1();
+        }
+        Ok(report)
+    }
+
+    /// Schema 1 called revert -> recovered `recovery_time_s`; schema 2 keeps that as
+    /// `revert_to_recovered_s` and measures time to recover from the injection.
+    fn upgrade_from_v1(&mut self) {
+        self.schema_version = SCHEMA_VERSION;
+        for part in &mut self.parts {
+            part.upgrade_from_v1();
+        }
+        self.revert_to_recovered_s = self.recovery_time_s;
+        self.recovery_time_s = if self.parts.is_empty() {
+            self.phase(PhaseName::Injected)
+                .zip(self.phase(PhaseName::Recovered))
+                .map(|(i, r)| (r - i).max(0) as f64 / 1000.0)
+        } else {
+            self.parts.iter().map(|p| p.recovery_time_s).sum()
+        };
     }
 
     /// Pretty JSON, as stored and served.
@@ -486,13 +530,37 @@ fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
     }
 }
 
-/// `(baseline - during) / baseline * 100`, clamped to `[0, 100]`; 0 when the baseline is
-/// not positive or either value is not finite (nothing to degrade from).
-pub fn degradation_pct(baseline: f64, during: f64) -> f64 {
-    if !(baseline.is_finite() && during.is_finite()) || baseline <= 0.0 {
-        return 0.0;
+/// The throughput lost over the samples in `(from_ms, to_ms]` against `baseline` orders/s:
+/// (degradation %, worst per-second drop %). The degradation sums each interval's shortfall
+/// below the baseline (a catch-up above it offsets nothing) over what the baseline would
+/// have processed in the window. `None` without a positive baseline or without samples in
+/// the window. Both are clamped to `[0, 100]`.
+pub fn degradation(
+    samples: &[Sample],
+    baseline: f64,
+    from_ms: i64,
+    to_ms: i64,
+) -> Option<(f64, f64)> {
+    if !(baseline.is_finite() && baseline > 0.0) {
+        return None;
     }
-    ((baseline - during) / baseline * 100.0).clamp(0.0, 100.0)
+    let (mut short, mut span, mut worst) = (0.0, 0.0, 0.0_f64);
+    for pair in samples.windows(2) {
+        let (prev, s) = (&pair[0], &pair[1]);
+        if s.at_ms <= from_ms || s.at_ms > to_ms || !s.processed_per_s.is_finite() {
+            continue;
+        }
+        let dt = (s.at_ms - prev.at_ms).max(1) as f64 / 1000.0;
+        short += (baseline - s.processed_per_s).max(0.0) * dt;
+        span += dt;
+        worst = worst.max((baseline - s.processed_per_s) / baseline * 100.0);
+    }
+    (span > 0.0).then(|| {
+        (
+            (short / (baseline * span) * 100.0).clamp(0.0, 100.0),
+            worst.clamp(0.0, 100.0),
+        )
+    })
 }
 
 /// A realistic taskmanager drill (90 s, one sample a second) for docs, examples and the
@@ -553,6 +621,7 @@ pub fn sample_for_docs() -> Report {
         (PhaseName::BaselineStarted, 0),
         (PhaseName::Injected, 30),
         (PhaseName::DegradationDetected, 33),
+        (PhaseName::RevertStarted, 45),
         (PhaseName::Reverted, 45),
         (PhaseName::JobRunning, 52),
         (PhaseName::FirstOutput, 55),
@@ -562,6 +631,7 @@ pub fn sample_for_docs() -> Report {
     .into_iter()
     .map(|(name, s)| Phase { name, at_ms: at(s) })
     .collect();
+    let (lost, worst) = degradation(&timeline, 50.0, at(30), at(68)).expect("samples");
 
     Report {
         schema_version: SCHEMA_VERSION,
@@ -575,6 +645,7 @@ pub fn sample_for_docs() -> Report {
             target: "flink-taskmanager".into(),
             action: "kill".into(),
             duration_s: 15.0,
+            revert_s: Some(0.0),
         }),
         baseline: Baseline {
             orders_per_s: 50.0,
@@ -584,7 +655,8 @@ pub fn sample_for_docs() -> Report {
         },
         phases,
         downtime_s: Some(22.0),
-        recovery_time_s: Some(23.0),
+        recovery_time_s: Some(38.0),
+        revert_to_recovered_s: Some(23.0),
         recovered: true,
         revenue: Revenue {
             lost_dollars: 0.0,
@@ -598,7 +670,8 @@ pub fn sample_for_docs() -> Report {
             baseline_orders_per_s: 50.0,
             during_fault_orders_per_s: 3.1,
             after_recovery_orders_per_s: 50.2,
-            degradation_pct: degradation_pct(50.0, 3.1),
+            degradation_pct: lost,
+            worst_drop_pct: Some(worst),
         },
         flink: FlinkImpact {
             restarts: 1,
@@ -765,14 +838,43 @@ mod tests {
     }
 
     #[test]
-    fn degradation_is_relative_and_clamped() {
-        assert_eq!(degradation_pct(50.0, 25.0), 50.0);
-        assert_eq!(degradation_pct(50.0, 0.0), 100.0);
-        assert_eq!(degradation_pct(50.0, 80.0), 0.0); // faster during the fault
-        assert_eq!(degradation_pct(50.0, -1.0), 100.0);
-        assert_eq!(degradation_pct(0.0, 10.0), 0.0);
-        assert_eq!(degradation_pct(f64::NAN, 10.0), 0.0);
-        assert_eq!(degradation_pct(50.0, f64::INFINITY), 0.0);
+    fn degradation_counts_shortfalls_and_a_catch_up_offsets_nothing() {
+        let samples: Vec<Sample> = [50.0, 25.0, 0.0, 100.0, 50.0]
+            .iter()
+            .enumerate()
+            .map(|(i, rate)| Sample {
+                at_ms: i as i64 * 1000,
+                processed_per_s: *rate,
+                lag_messages: None,
+                revenue_at_risk_dollars: 0.0,
+                in_flight: 0,
+            })
+            .collect();
+        // (0, 4]: shortfalls 25 + 50 + 0 + 0 of 200; the 100/s second does not cancel them.
+        assert_eq!(degradation(&samples, 50.0, 0, 4_000), Some((37.5, 100.0)));
+        assert_eq!(degradation(&samples, 50.0, 0, 1_000), Some((50.0, 50.0)));
+        // Faster than the baseline throughout: nothing lost, no drop.
+        assert_eq!(degradation(&samples, 50.0, 3_000, 4_000), Some((0.0, 0.0)));
+        assert_eq!(degradation(&samples, 0.0, 0, 4_000), None);
+        assert_eq!(degradation(&samples, f64::NAN, 0, 4_000), None);
+        assert_eq!(degradation(&samples, 50.0, 10_000, 20_000), None);
+    }
+
+    #[test]
+    fn a_schema_1_report_reads_with_time_to_recover_from_the_injection() {
+        let mut v1: serde_json::Value = serde_json::from_str(&sample_for_docs().to_json()).unwrap();
+        v1["schema_version"] = 1.into();
+        // Schema 1 wrote revert -> recovered here and had no revert_to_recovered_s.
+        v1["recovery_time_s"] = 23.0.into();
+        v1.as_object_mut().unwrap().remove("revert_to_recovered_s");
+        let r = Report::from_json(&v1.to_string()).unwrap();
+        assert_eq!(r.schema_version, SCHEMA_VERSION);
+        assert_eq!(r.revert_to_recovered_s, Some(23.0));
+        assert_eq!(
+            r.recovery_time_s,
+            Some(38.0),
+            "injected +30 s -> recovered +68 s"
+        );
     }
 
     #[test]
@@ -799,6 +901,10 @@ mod tests {
         );
         assert_eq!(
             r.recovery_time_s,
+            Some(dt(PhaseName::Injected, PhaseName::Recovered))
+        );
+        assert_eq!(
+            r.revert_to_recovered_s,
             Some(dt(PhaseName::Reverted, PhaseName::Recovered))
         );
         assert_eq!(r.integrity.verdict, Verdict::Pass);
@@ -827,12 +933,13 @@ mod tests {
     #[test]
     fn newer_or_missing_versions_are_rejected_clearly() {
         let mut value = serde_json::to_value(sample_for_docs()).unwrap();
-        value["schema_version"] = 2.into();
+        value["schema_version"] = (SCHEMA_VERSION + 1).into();
         let err = Report::from_json(&value.to_string()).unwrap_err();
         assert_eq!(err.kind(), "unsupported_version");
         let msg = err.to_string();
         assert!(
-            msg.contains("schema_version 2") && msg.contains("upgrade"),
+            msg.contains(&format!("schema_version {}", SCHEMA_VERSION + 1))
+                && msg.contains("upgrade"),
             "{msg}"
         );
 

@@ -294,6 +294,7 @@ impl Drill {
                 }
             }
         }
+        let revert_started = now_ms();
         let reverted = self
             .sources
             .faults
@@ -410,6 +411,10 @@ impl Drill {
                 at_ms: injected_at,
             },
             Phase {
+                name: PhaseName::RevertStarted,
+                at_ms: revert_started,
+            },
+            Phase {
                 name: PhaseName::Reverted,
                 at_ms: reverted_at,
             },
@@ -432,6 +437,10 @@ impl Drill {
         phases.sort_by_key(|p| p.at_ms);
         let orders = orders(&start.totals, &end.totals);
         let during = tracker.mean_rate(injected_at, reverted_at).unwrap_or(0.0);
+        // The impact window: the failure until the pipeline recovered (or the drain began).
+        let (degradation_pct, worst_drop_pct) = tracker
+            .impact(injected_at, p.recovered_at.unwrap_or(drain_started))
+            .map_or((0.0, None), |(lost, worst)| (lost, Some(worst)));
         let after = tracker
             .mean_rate(p.recovered_at.unwrap_or(reverted_at), drain_started)
             .unwrap_or(0.0);
@@ -470,6 +479,7 @@ impl Drill {
                 target: injected.target.clone(),
                 action: action.as_str().to_string(),
                 duration_s: fault_len.as_secs_f64(),
+                revert_s: Some((reverted_at - revert_started).max(0) as f64 / 1000.0),
             }),
             baseline,
             phases,
@@ -477,6 +487,9 @@ impl Drill {
             // JobManager kill the TaskManagers keep writing until the heartbeat times out.
             downtime_s: p.degraded_at.map(|_| tracker.stalled_s()),
             recovery_time_s: p
+                .recovered_at
+                .map(|r| (r - injected_at).max(0) as f64 / 1000.0),
+            revert_to_recovered_s: p
                 .recovered_at
                 .map(|r| (r - reverted_at).max(0) as f64 / 1000.0),
             recovered,
@@ -495,7 +508,8 @@ impl Drill {
                 baseline_orders_per_s: levels.orders_per_s,
                 during_fault_orders_per_s: during,
                 after_recovery_orders_per_s: after,
-                degradation_pct: report::degradation_pct(levels.orders_per_s, during),
+                degradation_pct,
+                worst_drop_pct,
             },
             flink: FlinkImpact {
                 restarts,
@@ -831,6 +845,7 @@ fn combine(id: &str, label: Option<String>, parts: Vec<Report>, at_least_once: b
         phases: parts.iter().flat_map(|r| r.phases.clone()).collect(),
         downtime_s: opt_sum(|r| r.downtime_s),
         recovery_time_s: opt_sum(|r| r.recovery_time_s),
+        revert_to_recovered_s: opt_sum(|r| r.revert_to_recovered_s),
         recovered: parts.iter().all(|r| r.recovered),
         revenue: Revenue {
             lost_dollars: sum_f(|r| r.revenue.lost_dollars),
@@ -853,6 +868,10 @@ fn combine(id: &str, label: Option<String>, parts: Vec<Report>, at_least_once: b
                 .iter()
                 .map(|r| r.throughput.degradation_pct)
                 .fold(0.0, f64::max),
+            worst_drop_pct: parts
+                .iter()
+                .filter_map(|r| r.throughput.worst_drop_pct)
+                .reduce(f64::max),
         },
         flink: FlinkImpact {
             restarts: sum(|r| r.flink.restarts),
