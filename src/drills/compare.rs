@@ -265,7 +265,7 @@ fn alert_misses(r: &Report) -> Option<f64> {
 
 fn recovery_row(a: &Report, b: &Report) -> Row {
     let mut r = row(
-        "Time to recover",
+        "Recovery time",
         "s",
         a.recovery_time_s,
         b.recovery_time_s,
@@ -462,7 +462,7 @@ mod tests {
             (downtime.better, downtime.improvement_pct),
             (Better::A, Some(50.0))
         );
-        let recovery = get(&c, "Time to recover");
+        let recovery = get(&c, "Recovery time");
         assert_eq!(
             (recovery.better, recovery.improvement_pct),
             (Better::B, Some(50.0))
@@ -508,7 +508,7 @@ mod tests {
         b.recovered = false;
         b.recovery_time_s = None;
         let c = compare(&a, &b);
-        let r = get(&c, "Time to recover");
+        let r = get(&c, "Recovery time");
         assert_eq!((r.better, r.improvement_pct), (Better::A, None));
         assert_eq!(
             r.note.as_deref(),
@@ -517,7 +517,7 @@ mod tests {
         let mut a2 = a.clone();
         a2.recovered = false;
         let c = compare(&a2, &b);
-        assert_eq!(get(&c, "Time to recover").better, Better::NotApplicable);
+        assert_eq!(get(&c, "Recovery time").better, Better::NotApplicable);
     }
 
     #[test]
@@ -575,7 +575,7 @@ mod tests {
             "# flink checkpoint 10s vs spark structured streaming",
             "| Metric | flink checkpoint 10s | spark structured streaming | Better | Improvement |",
             "| Downtime | 22.0 s | 44.0 s | flink checkpoint 10s | 50.0 % |",
-            "| Time to recover | 38.0 s | 19.0 s | spark structured streaming | 50.0 % |",
+            "| Recovery time | 38.0 s | 19.0 s | spark structured streaming | 50.0 % |",
             "| Revenue lost | $0.00 | $85.00 | flink checkpoint 10s | 100.0 % |",
             "| Baseline throughput | 50.0 orders/s | 40.0 orders/s | flink checkpoint 10s | 25.0 % |",
             "| Baseline latency p99 | 1.20 s | n/a | n/a | n/a (no value for spark structured streaming) |",

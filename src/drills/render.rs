@@ -289,7 +289,7 @@ fn summary_rows(r: &Report) -> Vec<Vec<Cell>> {
         ("Started (UTC)", utc(r.started_at_ms)),
         ("Total duration", secs(Some(r.total_duration_s))),
         ("Downtime", secs(r.downtime_s)),
-        ("Time to recover", recovery),
+        ("Recovery time", recovery),
         ("Revert to recovered", secs(r.revert_to_recovered_s)),
         (
             "Recovered",
@@ -1174,7 +1174,7 @@ mod tests {
             "| Started (UTC) | 2026-01-01T10:00:00Z |",
             "| Total duration | 90.0 s (1m 30s) |",
             "| Downtime | 22.0 s |",
-            "| Time to recover | 38.0 s |",
+            "| Recovery time | 38.0 s |",
             "| Revert to recovered | 23.0 s |",
             "| Potentially lost orders | 0 lost, 12 failed at the door |",
             "| Performance degradation | 6",
@@ -1217,7 +1217,7 @@ mod tests {
         r.integrity = crate::drills::report::integrity(&r.orders, true);
         let md = markdown(&r);
         assert!(md.contains("| Downtime | n/a |"));
-        assert!(md.contains("| Time to recover | n/a (recovery timed out) |"));
+        assert!(md.contains("| Recovery time | n/a (recovery timed out) |"));
         assert!(md.contains("| Recovered | no |"));
         assert!(md.contains("latency p50 n/a"));
         assert!(md.contains("**FAIL**: 3 orders acknowledged"));
