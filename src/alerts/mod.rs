@@ -51,10 +51,10 @@ impl Default for Config {
         let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
         Config {
             expected: BTreeMap::from([
-                (
-                    "taskmanager".to_string(),
-                    list(&["FlinkTaskManagerLost", "FlinkJobNotRunning"]),
-                ),
+                // Not FlinkJobNotRunning: with a free slot on the other TaskManager, Flink's
+                // region failover takes the job through RESTARTING in about a second, under
+                // one scrape plus the alert's `for:` (seen: fired in 2 of 3 drills).
+                ("taskmanager".to_string(), list(&["FlinkTaskManagerLost"])),
                 ("jobmanager".to_string(), list(&["FlinkJobNotRunning"])),
                 ("kafka".to_string(), list(&["KafkaUnavailable"])),
             ]),
