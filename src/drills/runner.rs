@@ -295,17 +295,24 @@ impl Drill {
             }
         }
         let revert_started = now_ms();
-        let reverted = self
-            .sources
-            .faults
-            .revert(&injected.id)
-            .await
-            .map_err(|e| {
-                (
-                    DrillState::Failed,
-                    format!("revert failed (the fault actor keeps retrying): {e}"),
-                )
-            })?;
+        // Restarting a JVM takes seconds: the samples go on meanwhile, so the timeline and
+        // the downtime cover the revert too.
+        let faults = self.sources.faults.clone();
+        let fault_id = injected.id.clone();
+        let (reverted, aborted_meanwhile) = self
+            .observing(&mut tracker, &mut checkpoint, async move {
+                faults.revert(&fault_id).await
+            })
+            .await;
+        if aborted_meanwhile {
+            return Err(aborted("the revert"));
+        }
+        let reverted = reverted.map_err(|e| {
+            (
+                DrillState::Failed,
+                format!("revert failed (the fault actor keeps retrying): {e}"),
+            )
+        })?;
         let reverted_at = reverted.reverted_at_ms.unwrap_or_else(now_ms);
         tracker.reverted(reverted_at);
 
@@ -342,14 +349,22 @@ impl Drill {
                     ),
                 );
                 let began = now_ms();
-                resubmit(&self.config.resubmit, checkpoint.as_deref())
-                    .await
-                    .map_err(|e| {
-                        (
-                            DrillState::Failed,
-                            format!("resubmitting the job failed: {e}"),
-                        )
-                    })?;
+                let argv = self.config.resubmit.clone();
+                let from = checkpoint.clone();
+                let (submitted, aborted_meanwhile) = self
+                    .observing(&mut tracker, &mut checkpoint, async move {
+                        resubmit(&argv, from.as_deref()).await
+                    })
+                    .await;
+                if aborted_meanwhile {
+                    return Err(aborted("the resubmission"));
+                }
+                submitted.map_err(|e| {
+                    (
+                        DrillState::Failed,
+                        format!("resubmitting the job failed: {e}"),
+                    )
+                })?;
                 resubmitted = Some((began, (now_ms() - began) as f64 / 1000.0));
             }
         }
@@ -590,6 +605,30 @@ impl Drill {
                 humantime::format_duration(self.config.gate_max_lag)
             ))),
             _ => Ok(()),
+        }
+    }
+
+    /// Awaits `work` while observing as usual (one sample per audit snapshot), so a slow
+    /// revert or resubmission leaves no gap in the timeline. On abort the work still runs to
+    /// its end (a revert is never cut short); the flag says the drill was aborted meanwhile.
+    async fn observing<T>(
+        &mut self,
+        tracker: &mut Tracker,
+        checkpoint: &mut Option<String>,
+        work: impl std::future::Future<Output = T>,
+    ) -> (T, bool) {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return (out, false),
+                obs = self.next() => match obs {
+                    Some(obs) => {
+                        tracker.observe(obs);
+                        track_checkpoint(checkpoint, &self.sources.flink.borrow());
+                    }
+                    None => return (work.await, true),
+                },
+            }
         }
     }
 
