@@ -155,6 +155,13 @@ struct Region {
     not_before: Instant,
 }
 
+impl Region {
+    /// Whether Grafana lacks something of it: the region itself, or its end.
+    fn wants_request(&self) -> bool {
+        self.id.is_none() || (self.end_ms.is_some() && !self.end_sent)
+    }
+}
+
 /// The request that brings Grafana in line with one region.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -240,7 +247,7 @@ impl Regions {
     pub fn next(&self, now: Instant) -> Option<Request> {
         self.regions
             .iter()
-            .filter(|(_, r)| r.not_before <= now)
+            .filter(|(_, r)| r.not_before <= now && r.wants_request())
             .find_map(|(key, r)| match r.id {
                 None => {
                     let mut body = serde_json::json!({
@@ -271,7 +278,7 @@ impl Regions {
     pub fn next_due(&self) -> Option<Instant> {
         self.regions
             .values()
-            .filter(|r| r.id.is_none() || (r.end_ms.is_some() && !r.end_sent))
+            .filter(|r| r.wants_request())
             .map(|r| r.not_before)
             .min()
     }

@@ -27,11 +27,7 @@ pub struct Window {
 /// and have not resolved. Empty when the drill may end.
 pub fn pending(transitions: &[Transition], expected: &[String], started_ms: i64) -> Vec<String> {
     let by_name = outcomes(transitions, started_ms, i64::MAX);
-    let mut pending: Vec<String> = expected
-        .iter()
-        .filter(|name| !by_name.contains_key(name.as_str()))
-        .cloned()
-        .collect();
+    let mut pending = never_fired(expected, &by_name);
     pending.extend(
         by_name
             .iter()
@@ -67,11 +63,7 @@ pub fn score(
         })
         .collect();
     alerts.sort_by(|a, b| (a.fired_at_ms, &a.name).cmp(&(b.fired_at_ms, &b.name)));
-    let missing: Vec<String> = expected
-        .iter()
-        .filter(|name| !by_name.contains_key(name.as_str()))
-        .cloned()
-        .collect();
+    let missing = never_fired(expected, &by_name);
     let unresolved: Vec<String> = alerts
         .iter()
         .filter(|a| a.resolved_at_ms.is_none())
@@ -173,6 +165,15 @@ fn outcomes(transitions: &[Transition], from: i64, to: i64) -> BTreeMap<String, 
         }
     }
     by_name
+}
+
+/// The expected alerts that have no instance in `by_name`.
+fn never_fired(expected: &[String], by_name: &BTreeMap<String, Outcome>) -> Vec<String> {
+    expected
+        .iter()
+        .filter(|name| !by_name.contains_key(name.as_str()))
+        .cloned()
+        .collect()
 }
 
 fn seconds(ms: i64) -> f64 {

@@ -529,10 +529,15 @@ impl Drills {
             Scenario::Kafka,
             Scenario::Comprehensive,
         ] {
-            for state in ["done", "refused", "aborted", "failed"] {
+            for state in [
+                DrillState::Done,
+                DrillState::Refused,
+                DrillState::Aborted,
+                DrillState::Failed,
+            ] {
                 metrics
                     .drills
-                    .with_label_values(&[scenario.as_str(), state]);
+                    .with_label_values(&[scenario.as_str(), state_label(state)]);
             }
         }
         reports.sort_by_key(|r| r.ended_at_ms);
@@ -777,12 +782,12 @@ fn check_request(
     Ok(())
 }
 
+/// How a drill ended, as the `state` label of `firedrill_drills_total`.
 fn state_label(state: DrillState) -> &'static str {
-    match state {
-        DrillState::Done => "done",
-        DrillState::Refused => "refused",
-        DrillState::Aborted => "aborted",
-        _ => "failed",
+    if state.is_final() {
+        state.as_str()
+    } else {
+        "failed"
     }
 }
 
