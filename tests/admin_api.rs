@@ -1,5 +1,7 @@
 //! The admin API of the real daemon: bearer token, input validation that changes nothing,
-//! rate limiting, and the fault ledger surviving SIGKILL of firedrill mid-fault (for each
+//! rate limiting (and the emergency stops that escape it), a slow revert answered in time
+//! and finished in the background, the served OpenAPI document against what the daemon
+//! answers, and the fault ledger surviving SIGKILL of firedrill mid-fault (for each
 //! action). Fault targets are real `sleep` processes started by a script, like
 //! `compose/local/stack start`; upstreams point at closed ports, so no stack is needed.
 
@@ -214,6 +216,201 @@ async fn mutations_are_rate_limited() {
     assert_eq!(statuses, [404, 404, 404, 429, 429]);
     // Reads are not limited.
     assert_eq!(daemon.get("/faults").await.status(), 200);
+}
+
+async fn send(
+    daemon: &Daemon,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut request = daemon.http.request(method, daemon.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Once the mutation limit is spent, the emergency stops (reset, revert one fault, abort a
+/// drill) still work, with the token, while every other mutation gets 429.
+#[tokio::test(flavor = "multi_thread")]
+async fn emergency_stops_are_never_rate_limited() {
+    let stack = ProcessStack::new();
+    let pid = stack.start("victim");
+    let daemon = Daemon::start_with_env(
+        &config(&stack, "[http]\nmutations_per_minute = 2"),
+        &[("FIREDRILL_HTTP__TOKEN", TOKEN)],
+    );
+    // The limit (2, refilled one per 30 s) is spent by an inject and a refused request.
+    let (status, view) = post(
+        &daemon,
+        "/faults/victim",
+        Some(TOKEN),
+        r#"{"action": "pause", "duration": "5m"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(state(pid), Some('T'));
+    assert_eq!(post(&daemon, "/faults/nope", Some(TOKEN), "").await.0, 404);
+    let (status, error) = post(&daemon, "/faults/nope", Some(TOKEN), "").await;
+    assert_eq!(status, 429, "the limit is spent: {error}");
+
+    // Emergency stops still need the token.
+    assert_eq!(post(&daemon, "/faults/reset", None, "").await.0, 401);
+    let (status, _) = send(&daemon, reqwest::Method::DELETE, "/faults/f-1", None).await;
+    assert_eq!(status, 401);
+    assert_eq!(post(&daemon, "/drills/d-1/abort", None, "").await.0, 401);
+
+    // With it, reset answers 200 and reverts the fault, however often it is asked.
+    let (status, reverted) = post(&daemon, "/faults/reset", Some(TOKEN), "").await;
+    assert_eq!(status, 200, "{reverted}");
+    assert_eq!(reverted[0]["id"], view["id"], "{reverted}");
+    assert_eq!(state(pid), Some('S'), "the victim continues");
+    assert!(ledger_ids(&stack.ledger()).is_empty());
+    for _ in 0..5 {
+        let (status, reverted) = post(&daemon, "/faults/reset", Some(TOKEN), "").await;
+        assert_eq!((status, reverted), (200, serde_json::json!([])));
+    }
+    // Revert one and abort: answered on their merits (nothing to stop), never 429.
+    for _ in 0..3 {
+        let (status, error) =
+            send(&daemon, reqwest::Method::DELETE, "/faults/f-1", Some(TOKEN)).await;
+        assert_eq!(status, 404, "{error}");
+        let (status, error) = post(&daemon, "/drills/d-1/abort", Some(TOKEN), "").await;
+        assert_eq!(status, 404, "{error}");
+    }
+    // ...and they gave nothing back to the others: still limited.
+    let (status, _) = post(&daemon, "/faults/victim", Some(TOKEN), "").await;
+    assert_eq!(status, 429);
+    let (status, _) = post(&daemon, "/drills", Some(TOKEN), r#"{"scenario": "kafka"}"#).await;
+    assert_eq!(status, 429);
+    assert_eq!(state(pid), Some('S'), "the refused inject did nothing");
+}
+
+/// A revert that takes longer than the handler waits (a start command of 8 s) is answered
+/// 202 in time, says where to follow it, and finishes anyway.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_revert_answers_202_and_finishes_in_the_background() {
+    let stack = ProcessStack::new();
+    stack.start("slow");
+    let slow = format!(
+        r#"
+[faults.targets.slow]
+backend = "process"
+pid_file = "{pid_file}"
+start = ["sh", "-c", "sleep 8 && exec \"$0\" \"$1\"", "{script}", "{pid_file}"]
+default_action = "stop"
+"#,
+        pid_file = stack.pid_file("slow").display(),
+        script = stack.script().display(),
+    );
+    let daemon = Daemon::start(&config(&stack, &slow));
+    let (status, view) = post(&daemon, "/faults/slow", None, "").await;
+    assert_eq!(status, 201, "{view}");
+    assert!(stack.running_pid("slow").is_none());
+    let id = view["id"].as_str().unwrap();
+
+    // The daemon's client gives up after 5 s: this one waits for the answer, however late.
+    let patient = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let asked = std::time::Instant::now();
+    let response = patient
+        .delete(daemon.url(&format!("/faults/{id}")))
+        .send()
+        .await
+        .unwrap();
+    let waited = asked.elapsed();
+    assert_eq!(response.status(), 202);
+    assert!(waited < Duration::from_secs(8), "answered after {waited:?}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["fault_id"], id, "{body}");
+    assert_eq!(body["follow"], "GET /faults", "{body}");
+    // Still in the ledger until the revert is done, then gone, the target running again.
+    let faults: serde_json::Value = daemon.get("/faults").await.json().await.unwrap();
+    assert_eq!(faults[0]["id"], id, "{faults}");
+    eventually(
+        "the slow revert finishes in the background",
+        Duration::from_secs(30),
+        || async {
+            (stack.running_pid("slow").is_some() && ledger_ids(&stack.ledger()).is_empty())
+                .then_some(())
+        },
+    )
+    .await;
+    let faults: serde_json::Value = daemon.get("/faults").await.json().await.unwrap();
+    assert_eq!(faults, serde_json::json!([]));
+}
+
+/// The served OpenAPI document is what the daemon does: every documented operation is
+/// routed and answers one of its documented statuses (asked without side effects: a
+/// placeholder `x` in each path parameter, an empty body), and every other method of a
+/// documented path gets 405 with exactly the documented methods in `Allow`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_served_openapi_document_matches_the_routes() {
+    let stack = ProcessStack::new();
+    let daemon = Daemon::start(&config(&stack, "[http]\nmutations_per_minute = 1000"));
+    let response = daemon.get("/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let doc: serde_json::Value = response.json().await.expect("openapi.json is JSON");
+    let version = doc["openapi"].as_str().unwrap_or_default();
+    assert!(version.starts_with("3."), "openapi {version:?}");
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.contains_key("/openapi.json"));
+    let methods = ["GET", "PUT", "POST", "DELETE", "PATCH"];
+    for (template, item) in paths {
+        let path = template
+            .split('/')
+            .map(|s| if s.starts_with('{') { "x" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        let mut documented: Vec<&str> = Vec::new();
+        for method in methods {
+            let Some(op) = item.get(method.to_lowercase()) else {
+                continue;
+            };
+            documented.push(method);
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let (status, body) = send(&daemon, method.clone(), &path, None).await;
+            let statuses: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+            assert!(
+                statuses.iter().any(|s| **s == status.to_string()),
+                "{method} {path}: {status} is not among the documented {statuses:?}: {body}"
+            );
+        }
+        for method in methods.iter().filter(|m| !documented.contains(m)) {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let response = daemon
+                .http
+                .request(method.clone(), daemon.url(&path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 405, "{method} {path}");
+            let mut allow: Vec<&str> = response.headers()["allow"]
+                .to_str()
+                .unwrap()
+                .split(", ")
+                .collect();
+            allow.sort_unstable();
+            let mut expected = documented.clone();
+            expected.sort_unstable();
+            assert_eq!(allow, expected, "{method} {path}: Allow");
+        }
+    }
+    // Nothing was broken on the way.
+    let faults: serde_json::Value = daemon.get("/faults").await.json().await.unwrap();
+    assert_eq!(faults, serde_json::json!([]));
 }
 
 #[test]

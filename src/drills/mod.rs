@@ -341,7 +341,11 @@ impl Handle {
                 state: view.state,
             });
         }
-        read_report(&self.state_dir, id)
+        // Off the runtime: a file read and the parse of a report of up to a few MB.
+        let (dir, id) = (self.state_dir.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || read_report(&dir, &id))
+            .await
+            .map_err(|e| Error::Storage(format!("reading the report: {e}")))?
     }
 }
 

@@ -1,24 +1,26 @@
 //! The admin and metrics HTTP server (hyper), one file per resource.
 //!
-//! Routes:
+//! Routes (the router's table is `ROUTES`; `openapi.json` describes each, and a test keeps
+//! the two equal):
 //!
 //! | method | path               | what                                                     |
 //! |--------|--------------------|----------------------------------------------------------|
 //! | GET    | `/metrics`         | Prometheus text exposition of the one registry           |
 //! | GET    | `/healthz`         | 200 while the process serves requests                    |
 //! | GET    | `/readyz`          | 200 once Kafka and Flink have answered, else 503 + why   |
+//! | GET    | `/openapi.json`    | OpenAPI 3 description of this API                        |
 //! | GET    | `/generator`       | current rate, maximum, run id                            |
 //! | PUT    | `/generator/rate`  | `{"orders_per_second": N}`; 0 pauses                     |
 //! | GET    | `/faults`          | active faults                                            |
 //! | GET    | `/faults/targets`  | configured targets and groups, backends, actions         |
 //! | POST   | `/faults/{target}` | inject: `{"action": "kill", "duration": "30s"}` (optional) |
-//! | DELETE | `/faults/{id}`     | revert now                                               |
-//! | POST   | `/faults/reset`    | revert every active fault                                |
+//! | DELETE | `/faults/{id}`     | revert now (emergency: not rate limited)                 |
+//! | POST   | `/faults/reset`    | revert every active fault (emergency: not rate limited)  |
 //! | POST   | `/drills`          | start: `{"scenario": "taskmanager", "fault_duration": "30s"}` |
 //! | GET    | `/drills`          | every drill, newest first                                |
 //! | GET    | `/drills/{id}`     | live state and progress                                  |
 //! | GET    | `/drills/{id}/report?format=json\|md\|html` | the report                   |
-//! | POST   | `/drills/{id}/abort` | abort (reverts the fault at once)                      |
+//! | POST   | `/drills/{id}/abort` | abort, reverts the fault at once (emergency: not rate limited) |
 //! | POST   | `/alerts/webhook`  | Alertmanager's webhook (payload version 4)               |
 //! | GET    | `/alerts`          | alerts firing now, as Alertmanager said last             |
 //!
@@ -26,9 +28,15 @@
 //! error body is JSON `{"error": "..."}` naming the problem. Mutations (PUT, POST, DELETE)
 //! need `Authorization: Bearer <http.token>` when a token is configured (401 without it,
 //! 403 with a wrong one); without a token firedrill refuses to listen beyond loopback.
-//! Mutations are rate limited (429), except the webhook: Alertmanager's notifications are
-//! not an operator's requests, and throttling them would lose transitions. Handlers never
-//! wait on an upstream: they read state the background tasks keep.
+//! Mutations are rate limited (429), except the emergency stops (revert one fault, reset,
+//! abort a drill: a burst of requests must never keep an operator from putting things
+//! back) and the webhook (Alertmanager's notifications are not an operator's requests, and
+//! throttling them would lose transitions).
+//!
+//! Every handler answers within a bounded time. Reads never wait on an upstream: they read
+//! state the background tasks keep. An inject or revert waits for the fault actor at most
+//! `faults::ANSWER_WITHIN`; a backend slower than that (restarting a process can take
+//! minutes) gets 202 with where to follow it, and the operation goes on in the background.
 
 // Handlers return `Result<T, Response>` where the error is the finished 4xx response; it is
 // built at most once per request, so boxing it would buy nothing.
@@ -39,6 +47,7 @@ mod drills;
 mod faults;
 mod generator;
 mod health;
+mod openapi;
 
 use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, sync::Arc};
 
@@ -214,6 +223,7 @@ enum Route {
     Metrics,
     Healthz,
     Readyz,
+    OpenApi,
     Generator,
     GeneratorRate,
     Faults,
@@ -229,28 +239,100 @@ enum Route {
     Alerts,
 }
 
+/// One row of the route table: a path pattern (a `{name}` segment matches any one non-empty
+/// segment), the methods it allows, and the [`Route`] made of the matched `{..}` segments.
+struct Row {
+    path: &'static str,
+    methods: &'static [Method],
+    route: fn(&[&str]) -> Route,
+}
+
+/// The router: the first row whose pattern matches the path wins, so a literal segment
+/// (`/faults/reset`) comes before the pattern it would also match (`/faults/{..}`).
+/// `openapi.json` lists the same paths and methods (a test compares them).
+static ROUTES: &[Row] = &[
+    Row::new("/metrics", &[Method::GET], |_| Route::Metrics),
+    Row::new("/healthz", &[Method::GET], |_| Route::Healthz),
+    Row::new("/readyz", &[Method::GET], |_| Route::Readyz),
+    Row::new("/openapi.json", &[Method::GET], |_| Route::OpenApi),
+    Row::new("/generator", &[Method::GET], |_| Route::Generator),
+    Row::new("/generator/rate", &[Method::PUT], |_| Route::GeneratorRate),
+    Row::new("/faults", &[Method::GET], |_| Route::Faults),
+    Row::new("/faults/targets", &[Method::GET], |_| Route::FaultTargets),
+    Row::new("/faults/reset", &[Method::POST], |_| Route::FaultsReset),
+    // One pattern, two meanings: OpenAPI allows one template per path.
+    Row::new(
+        "/faults/{target_or_id}",
+        &[Method::POST, Method::DELETE],
+        |p| Route::Fault(p[0].to_string()),
+    ),
+    Row::new("/drills", &[Method::GET, Method::POST], |_| Route::Drills),
+    Row::new("/drills/{id}", &[Method::GET], |p| {
+        Route::Drill(p[0].to_string())
+    }),
+    Row::new("/drills/{id}/report", &[Method::GET], |p| {
+        Route::DrillReport(p[0].to_string())
+    }),
+    Row::new("/drills/{id}/abort", &[Method::POST], |p| {
+        Route::DrillAbort(p[0].to_string())
+    }),
+    Row::new("/alerts", &[Method::GET], |_| Route::Alerts),
+    Row::new("/alerts/webhook", &[Method::POST], |_| Route::AlertsWebhook),
+];
+
+impl Row {
+    const fn new(
+        path: &'static str,
+        methods: &'static [Method],
+        route: fn(&[&str]) -> Route,
+    ) -> Row {
+        Row {
+            path,
+            methods,
+            route,
+        }
+    }
+
+    /// The `{..}` segments of `segments`, in order, if the path matches this row.
+    fn matches<'a>(&self, segments: &[&'a str]) -> Option<Vec<&'a str>> {
+        let pattern: Vec<&str> = self.path.split('/').skip(1).collect();
+        if pattern.len() != segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (want, got) in pattern.iter().zip(segments) {
+            if want.starts_with('{') {
+                if got.is_empty() {
+                    return None;
+                }
+                params.push(*got);
+            } else if want != got {
+                return None;
+            }
+        }
+        Some(params)
+    }
+}
+
 impl Route {
     /// Resolves a path to its route and the methods it allows.
     fn resolve(path: &str) -> Option<(Route, &'static [Method])> {
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        Some(match segments.as_slice() {
-            ["metrics"] => (Route::Metrics, &[Method::GET]),
-            ["healthz"] => (Route::Healthz, &[Method::GET]),
-            ["readyz"] => (Route::Readyz, &[Method::GET]),
-            ["generator"] => (Route::Generator, &[Method::GET]),
-            ["generator", "rate"] => (Route::GeneratorRate, &[Method::PUT]),
-            ["faults"] => (Route::Faults, &[Method::GET]),
-            ["faults", "targets"] => (Route::FaultTargets, &[Method::GET]),
-            ["faults", "reset"] => (Route::FaultsReset, &[Method::POST]),
-            ["faults", x] => (Route::Fault(x.to_string()), &[Method::POST, Method::DELETE]),
-            ["drills"] => (Route::Drills, &[Method::GET, Method::POST]),
-            ["drills", id] => (Route::Drill(id.to_string()), &[Method::GET]),
-            ["drills", id, "report"] => (Route::DrillReport(id.to_string()), &[Method::GET]),
-            ["drills", id, "abort"] => (Route::DrillAbort(id.to_string()), &[Method::POST]),
-            ["alerts"] => (Route::Alerts, &[Method::GET]),
-            ["alerts", "webhook"] => (Route::AlertsWebhook, &[Method::POST]),
-            _ => return None,
+        ROUTES.iter().find_map(|row| {
+            let params = row.matches(&segments)?;
+            Some(((row.route)(&params), row.methods))
         })
+    }
+
+    /// Whether a mutation of this route spends the rate limit. The emergency stops do not:
+    /// reverting must work however many requests came before. Nor does the webhook (see the
+    /// module docs).
+    fn rate_limited(&self, method: &Method) -> bool {
+        match self {
+            Route::FaultsReset | Route::DrillAbort(_) | Route::AlertsWebhook => false,
+            Route::Fault(_) => method != Method::DELETE,
+            _ => true,
+        }
     }
 }
 
@@ -282,7 +364,7 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
         return response;
     }
     if req.method() != Method::GET {
-        let limited = route != Route::AlertsWebhook;
+        let limited = route.rate_limited(req.method());
         if let Err(response) = authorize(&req, state, limited) {
             if route == Route::AlertsWebhook {
                 state.alerts.rejected();
@@ -296,6 +378,7 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
         (Route::Metrics, _) => health::metrics(state),
         (Route::Healthz, _) => health::healthz(),
         (Route::Readyz, _) => health::readyz(state),
+        (Route::OpenApi, _) => openapi::get(),
         (Route::Generator, _) => generator::get(state),
         (Route::GeneratorRate, _) => match read_json(req).await {
             Ok(body) => generator::put_rate(state, body),
@@ -449,8 +532,27 @@ mod tests {
             Route::resolve("/drills/d-1/report").unwrap().0,
             Route::DrillReport("d-1".into())
         );
+        assert_eq!(
+            Route::resolve("/openapi.json").unwrap(),
+            (Route::OpenApi, &[Method::GET][..])
+        );
+        // A `{..}` segment is never empty.
+        assert!(Route::resolve("/drills//report").is_none());
         assert!(constant_time_eq(b"secret", b"secret"));
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+
+    #[test]
+    fn emergency_stops_and_the_webhook_are_not_rate_limited() {
+        let limited =
+            |path: &str, method: Method| Route::resolve(path).unwrap().0.rate_limited(&method);
+        assert!(!limited("/faults/reset", Method::POST));
+        assert!(!limited("/faults/f-1", Method::DELETE));
+        assert!(!limited("/drills/d-1/abort", Method::POST));
+        assert!(!limited("/alerts/webhook", Method::POST));
+        assert!(limited("/faults/victim", Method::POST));
+        assert!(limited("/drills", Method::POST));
+        assert!(limited("/generator/rate", Method::PUT));
     }
 }
