@@ -79,6 +79,7 @@ impl App {
             Annotator::build(&config.grafana, registry).context("grafana annotations")?;
         let sources = Sources {
             audit: audit.subscribe(),
+            output: audit.output(),
             flink: flink.subscribe(),
             lag: lag.subscribe(),
             lag_group: config

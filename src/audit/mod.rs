@@ -12,8 +12,12 @@
 
 pub mod consumer;
 pub mod ledger;
+pub mod output;
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use serde::Deserialize;
@@ -21,7 +25,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use self::ledger::{Ledger, LedgerConfig, Outcome, Seen, Totals};
+use self::{
+    ledger::{Ledger, LedgerConfig, Outcome, Seen, Totals},
+    output::OutputTimeline,
+};
 use crate::{
     business,
     clock::now_ms,
@@ -66,6 +73,29 @@ pub enum Event {
         record: Result<ProcessedOrder, RecordError>,
         received_ms: i64,
     },
+}
+
+/// The output timeline, shared: the audit writes one record at a time, a drill reads it
+/// once at its end. A lock rather than an actor: both sides hold it for a bounded moment (one
+/// bucket update; one scan of a drill's window) and never across an `.await`.
+#[derive(Debug, Clone, Default)]
+pub struct SharedOutput(Arc<Mutex<OutputTimeline>>);
+
+impl SharedOutput {
+    /// Runs `f` on the timeline.
+    pub fn read<T>(&self, f: impl FnOnce(&OutputTimeline) -> T) -> T {
+        f(&self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    fn record(&self, processed_at_ms: i64, latency_ms: i64, received_ms: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .record(processed_at_ms, latency_ms, received_ms);
+    }
 }
 
 /// The audit's totals at one moment, for drills and the HTTP API.
@@ -254,6 +284,7 @@ pub struct Audit {
     malformed: u64,
     recent_latencies_ms: std::collections::VecDeque<u64>,
     snapshot: watch::Sender<AuditSnapshot>,
+    output: SharedOutput,
 }
 
 impl Audit {
@@ -277,6 +308,7 @@ impl Audit {
             malformed: 0,
             recent_latencies_ms: std::collections::VecDeque::with_capacity(RECENT_LATENCIES),
             snapshot: watch::Sender::new(AuditSnapshot::default()),
+            output: SharedOutput::default(),
         };
         (audit, tx)
     }
@@ -284,6 +316,11 @@ impl Audit {
     /// The latest snapshot, published once a second.
     pub fn subscribe(&self) -> watch::Receiver<AuditSnapshot> {
         self.snapshot.subscribe()
+    }
+
+    /// The pipeline's output on Flink's clock (every parsed record, any run).
+    pub fn output(&self) -> SharedOutput {
+        self.output.clone()
     }
 
     /// Applies events and ages orders until cancelled; on cancel, applies what is already
@@ -336,6 +373,11 @@ impl Audit {
                 record: Ok(record),
                 received_ms,
             } => {
+                self.output.record(
+                    record.processed_at_ms,
+                    record.processed_at_ms - record.event_time_ms,
+                    received_ms,
+                );
                 let outcome = match OrderId::parse(&record.order_id) {
                     Some(id) if id.run_id == self.run_id => self.ledger.seen(
                         id.seq,

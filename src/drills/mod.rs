@@ -1,6 +1,8 @@
 //! Drills: one at a time, baseline -> fault -> recovery -> drain -> report.
 //!
+//! - `gate`: the pure steady-state gate a drill waits at before its fault;
 //! - `phases`: pure phase detection over per-second observations;
+//! - `sampler`: the task that takes those observations from the baseline to the drain;
 //! - `runner`: runs one scenario against the live sources (audit, lag, Flink) and faults;
 //! - `report`, `render`, `compare`: the versioned report model, its Markdown/HTML renderers
 //!   and the comparison of two reports;
@@ -9,10 +11,12 @@
 //!   state folder and exports the latest figures per scenario.
 
 pub mod compare;
+pub mod gate;
 pub mod phases;
 pub mod render;
 pub mod report;
 pub mod runner;
+pub mod sampler;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -37,10 +41,24 @@ pub struct Config {
     /// The steady-state gate: the pipeline must be healthy for this long before a fault.
     #[serde(with = "crate::config::duration")]
     pub gate: Duration,
+    /// How long the gate waits for that steady state (a pipeline still recovering from the
+    /// previous drill, a Flink restart backoff not yet reset) before refusing the drill.
+    #[serde(with = "crate::config::duration")]
+    pub gate_timeout: Duration,
     /// The gate also requires the lag of the pipeline's consumer group to be known and its
     /// age (of the oldest uncommitted order) at most this.
     #[serde(with = "crate::config::duration")]
     pub gate_max_lag: Duration,
+    /// ... and the end-to-end latency p99 of recent orders at most this.
+    #[serde(with = "crate::config::duration")]
+    pub gate_max_latency: Duration,
+    /// A pause in the output (on Flink's clock) at least this long is an output gap:
+    /// downtime.
+    #[serde(with = "crate::config::duration")]
+    pub output_gap: Duration,
+    /// Output has caught up once no record comes out later than this after its event time.
+    #[serde(with = "crate::config::duration")]
+    pub caught_up_latency: Duration,
     /// How long the baseline is measured.
     #[serde(with = "crate::config::duration")]
     pub baseline: Duration,
@@ -72,8 +90,15 @@ impl Default for Config {
         Config {
             state_dir: PathBuf::from(".stack/firedrill/reports"),
             gate: Duration::from_secs(10),
+            // Long enough for Flink's restart backoff to reset (1 min on the local stack)
+            // after the previous drill, and for a backlog to drain.
+            gate_timeout: Duration::from_secs(300),
             // Flink commits offsets per checkpoint (every 10 s): lag is a sawtooth up to it.
             gate_max_lag: Duration::from_secs(30),
+            // Every hop waits up to its fetch wait on the local broker: p99 ~1-2 s steady.
+            gate_max_latency: Duration::from_secs(5),
+            output_gap: Duration::from_secs(2),
+            caught_up_latency: Duration::from_secs(3),
             baseline: Duration::from_secs(20),
             fault_duration: Duration::from_secs(30),
             recovery_timeout: Duration::from_secs(120),

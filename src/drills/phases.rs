@@ -16,6 +16,13 @@
 //!   the baseline level (twice the baseline in-flight, at least two seconds of orders), for
 //!   three observations in a row; the phase is stamped at the first of the three.
 //!
+//! - the baseline: the observations before the injection (rate from the first to the last,
+//!   in-flight orders averaged); fixed at the injection.
+//!
+//! When output stopped, resumed and caught up in Flink's own time is read from the output
+//! timeline (`audit::output`), not from these samples; the samples give the live view, the
+//! recovery the runner waits for, and the throughput figures.
+//!
 //! No I/O, no clocks.
 
 use super::report::{self, Sample};
@@ -42,6 +49,8 @@ pub struct Observation {
     pub job_running: bool,
     /// When, by Flink's REST API, the job last entered RUNNING (if it is running).
     pub job_running_since_ms: Option<i64>,
+    /// Whether Flink answered (when not, `job_running` is false for want of an answer).
+    pub flink_reachable: bool,
 }
 
 /// Phase timestamps found so far (unix ms).
@@ -70,6 +79,9 @@ pub struct Levels {
 #[derive(Debug)]
 pub struct Tracker {
     baseline: Levels,
+    /// The first observation of the baseline, and the in-flight orders summed over it.
+    baseline_first: Option<Observation>,
+    baseline_unseen: (f64, u32),
     prev: Option<Observation>,
     samples: Vec<Sample>,
     phases: Phases,
@@ -94,6 +106,8 @@ impl Tracker {
     pub fn new(baseline: Levels) -> Tracker {
         Tracker {
             baseline,
+            baseline_first: None,
+            baseline_unseen: (0.0, 0),
             prev: None,
             samples: Vec::new(),
             phases: Phases::default(),
@@ -114,9 +128,48 @@ impl Tracker {
         self.stalled_ms as f64 / 1000.0
     }
 
-    /// From now on observations are after the injection.
-    pub fn injected(&mut self) {
+    /// A tracker that measures its baseline from the observations before
+    /// [`Tracker::injected`].
+    pub fn measuring() -> Tracker {
+        Tracker::new(Levels {
+            orders_per_s: 0.0,
+            unseen: 0.0,
+        })
+    }
+
+    /// From now on observations are after the injection; fixes and returns the baseline
+    /// measured so far (see the module docs).
+    pub fn injected(&mut self) -> Levels {
+        if let (Some(first), Some(last)) = (&self.baseline_first, &self.prev) {
+            let seconds = ((last.at_ms - first.at_ms).max(1) as f64) / 1000.0;
+            let (sum, n) = self.baseline_unseen;
+            self.baseline = Levels {
+                orders_per_s: last.processed.saturating_sub(first.processed) as f64 / seconds,
+                unseen: if n > 0 { sum / f64::from(n) } else { 0.0 },
+            };
+        }
         self.injected = true;
+        self.baseline
+    }
+
+    /// The baseline levels compared with.
+    pub fn baseline(&self) -> Levels {
+        self.baseline
+    }
+
+    /// Records a sample that could not be taken at `at_ms`, and why: it stands in the
+    /// timeline, and no figure uses it (the next observation's rate covers its interval).
+    pub fn missed(&mut self, at_ms: i64, why: String) {
+        let last = self.samples.last();
+        self.samples.push(Sample {
+            at_ms,
+            processed_per_s: 0.0,
+            lag_messages: None,
+            revenue_at_risk_dollars: last.map_or(0.0, |s| s.revenue_at_risk_dollars),
+            in_flight: last.map_or(0, |s| s.in_flight),
+            job_running: None,
+            missed: Some(why),
+        });
     }
 
     /// The fault was reverted at `at_ms`: observations from then on count towards recovery
@@ -145,7 +198,7 @@ impl Tracker {
         let rates: Vec<f64> = self
             .samples
             .iter()
-            .filter(|s| s.at_ms >= from_ms && s.at_ms <= to_ms)
+            .filter(|s| s.missed.is_none() && s.at_ms >= from_ms && s.at_ms <= to_ms)
             .map(|s| s.processed_per_s)
             .collect();
         (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
@@ -159,6 +212,11 @@ impl Tracker {
     /// Feeds one observation.
     pub fn observe(&mut self, obs: Observation) {
         self.peak_at_risk_cents = self.peak_at_risk_cents.max(obs.at_risk_cents);
+        if !self.injected {
+            self.baseline_first.get_or_insert_with(|| obs.clone());
+            self.baseline_unseen.0 += obs.unseen as f64;
+            self.baseline_unseen.1 += 1;
+        }
         let Some(prev) = self.prev.replace(obs.clone()) else {
             return;
         };
@@ -171,6 +229,8 @@ impl Tracker {
             lag_messages: obs.lag_messages,
             revenue_at_risk_dollars: obs.at_risk_cents as f64 / 100.0,
             in_flight: obs.unseen,
+            job_running: obs.flink_reachable.then_some(obs.job_running),
+            missed: None,
         });
         if !self.injected {
             return;
@@ -234,6 +294,7 @@ mod tests {
             lag_messages: None,
             job_running: running,
             job_running_since_ms: None,
+            flink_reachable: true,
         }
     }
 

@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The report schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One drill's outcome. Times are unix milliseconds (UTC); durations are seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,8 +48,9 @@ pub struct Report {
     pub baseline: Baseline,
     /// The phases reached, in time order.
     pub phases: Vec<Phase>,
-    /// Time the output was stalled (below 10% of the baseline rate) between the injection
-    /// and recovery; `None` if no degradation was detected.
+    /// Time the output was stalled: the output gaps of [`Report::output`] between the
+    /// injection and recovery, summed (schema 2: per-second samples below 10% of the
+    /// baseline rate); `None` when nothing was measured.
     #[serde(default)]
     pub downtime_s: Option<f64>,
     /// Time to recover: fault injected (the failure) -> recovered, the figure users call
@@ -85,6 +86,44 @@ pub struct Report {
     /// `comprehensive`: one report per scenario step; empty otherwise.
     #[serde(default)]
     pub parts: Vec<Report>,
+    /// What the steady-state gate saw when it let the drill start; `None` for
+    /// `comprehensive` (each part has its own) and reports before schema 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<super::gate::Readings>,
+    /// The pipeline's output on Flink's clock over the impact window: the evidence for
+    /// `downtime_s`, `first_output` and `recovered`; `None` as for `gate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Output>,
+}
+
+/// The output over a drill's impact window, on Flink's clock (`processed_at` of every
+/// record of `processed_orders`, whichever run produced it), to 100 ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    /// The window: from the injection...
+    pub from_ms: i64,
+    /// ... to the drain's end.
+    pub to_ms: i64,
+    /// Output records in the window.
+    pub records: u64,
+    /// A pause in the output at least this long is a gap (downtime), seconds.
+    pub min_gap_s: f64,
+    /// Output has caught up once no record is later than this after its event time, seconds.
+    pub caught_up_latency_s: f64,
+    /// The gaps, oldest first; each runs from the last record before it to the first after
+    /// it, clipped to start no earlier than the injection.
+    pub gaps: Vec<OutputGap>,
+    /// When output caught up (see `caught_up_latency_s`), unix ms.
+    pub caught_up_at_ms: Option<i64>,
+}
+
+/// One output gap.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OutputGap {
+    /// No output from (unix ms)...
+    pub start_ms: i64,
+    /// ... to (unix ms).
+    pub end_ms: i64,
 }
 
 /// The fault a drill injected.
@@ -193,6 +232,10 @@ pub struct Orders {
     pub sent: u64,
     /// Orders the broker acknowledged.
     pub acked: u64,
+    /// Orders acked before the drill and not yet seen at its start: they may be processed
+    /// during it, so `processed` can exceed `acked` by at most this many.
+    #[serde(default)]
+    pub in_flight_at_start: u64,
     /// Orders the producer was told failed (never acked).
     pub failed_at_door: u64,
     /// Distinct orders seen in the output at least once.
@@ -359,6 +402,14 @@ pub struct Sample {
     pub revenue_at_risk_dollars: f64,
     /// Acked orders not yet processed.
     pub in_flight: u64,
+    /// Whether the Flink job was RUNNING; `None` when Flink did not answer (or for samples
+    /// written before this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_running: Option<bool>,
+    /// Why this sample could not be taken in full (e.g. no audit snapshot arrived, Flink
+    /// did not answer); its rate then is not a measurement and no figure uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<String>,
 }
 
 /// Why a report could not be read.
@@ -545,8 +596,10 @@ pub fn degradation(
         return None;
     }
     let (mut short, mut span, mut worst) = (0.0, 0.0, 0.0_f64);
-    for pair in samples.windows(2) {
-        let (prev, s) = (&pair[0], &pair[1]);
+    // A missed sample measured nothing: the next sample's rate covers its interval too.
+    let measured: Vec<&Sample> = samples.iter().filter(|s| s.missed.is_none()).collect();
+    for pair in measured.windows(2) {
+        let (prev, s) = (pair[0], pair[1]);
         if s.at_ms <= from_ms || s.at_ms > to_ms || !s.processed_per_s.is_finite() {
             continue;
         }
@@ -603,12 +656,15 @@ pub fn sample_for_docs() -> Report {
             lag_messages: if s == 47 || s == 48 { None } else { Some(lag) },
             revenue_at_risk_dollars: at_risk,
             in_flight,
+            job_running: Some(!(30..55).contains(&s)),
+            missed: None,
         });
     }
 
     let orders = Orders {
         sent: 4500,
         acked: 4488,
+        in_flight_at_start: 4,
         failed_at_door: 12,
         processed: 4488,
         duplicates: 9,
@@ -738,6 +794,36 @@ pub fn sample_for_docs() -> Report {
         }),
         timeline,
         parts: Vec::new(),
+        gate: Some(super::gate::Readings {
+            waited_s: 10.0,
+            throughput_orders_per_s: 50.2,
+            lag_messages: Some(20),
+            lag_s: Some(4.1),
+            latency_p50_s: Some(0.42),
+            latency_p99_s: Some(1.3),
+            job_running_for_s: Some(3_605.0),
+            restart_strategy: Some(crate::flink::rest::RestartStrategy {
+                kind: "exponential-delay".into(),
+                reset_backoff_threshold_s: Some(60.0),
+                initial_backoff_s: Some(1.0),
+                max_backoff_s: Some(10.0),
+            }),
+            backoff_reset: Some(true),
+        }),
+        // Output stopped 3 s after the kill and resumed at +55 s; the replayed backlog came
+        // out late until +68 s.
+        output: Some(Output {
+            from_ms: at(30),
+            to_ms: at(75),
+            records: 1_530,
+            min_gap_s: 2.0,
+            caught_up_latency_s: 3.0,
+            gaps: vec![OutputGap {
+                start_ms: at(33),
+                end_ms: at(55),
+            }],
+            caught_up_at_ms: Some(at(68)),
+        }),
     }
 }
 
@@ -848,6 +934,8 @@ mod tests {
                 lag_messages: None,
                 revenue_at_risk_dollars: 0.0,
                 in_flight: 0,
+                job_running: None,
+                missed: None,
             })
             .collect();
         // (0, 4]: shortfalls 25 + 50 + 0 + 0 of 200; the 100/s second does not cancel them.

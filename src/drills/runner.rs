@@ -1,10 +1,14 @@
 //! Runs one drill: steady-state gate -> baseline -> inject -> observe -> revert -> recovery
 //! (resubmitting the Flink job after a JobManager loss) -> drain -> report.
 //!
-//! Observations are paced by the audit's snapshot (once a second) and fed to the pure
-//! [`Tracker`]. The drain pauses the generator so that "lost" is exact: every order acked
-//! during the drill is either seen by the drain deadline or counted lost. The generator's
-//! rate is restored afterwards. Abort (or shutdown) reverts the fault at once.
+//! The gate waits for the steady state ([`gate`]). From the baseline to the drain's end a
+//! [`Sampler`] task takes one sample per audit snapshot, whatever the runner awaits, and
+//! finds the live phases (degradation, job running, recovery). The drain pauses the generator
+//! so that "lost" is exact: every order acked during the drill is either seen by the drain
+//! deadline or counted lost; the generator's rate is restored afterwards. When output stopped,
+//! resumed and caught up is then read from the output on Flink's clock (`audit::output`).
+//! Abort (or shutdown) reverts the fault at once; a revert or resubmission under way runs to
+//! its end. Durations are measured on tokio's clock, so the runner runs under paused time.
 
 use std::time::Duration;
 
@@ -14,16 +18,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{
-    phases::{Levels, Observation, Tracker},
+    gate::{self, Gate},
     report::{
-        self, Baseline, FaultSummary, FlinkImpact, Orders, Phase, PhaseName, Report, Revenue,
-        Throughput, Verdict,
+        self, Baseline, FaultSummary, FlinkImpact, Orders, Output, OutputGap, Phase, PhaseName,
+        Report, Revenue, Throughput, Verdict,
     },
+    sampler::{self, unseen, Sampler},
     Config, DrillRequest, DrillState, DrillView, Scenario,
 };
 use crate::{
     alerts::{self, score, Alerts},
-    audit::{ledger::Totals, AuditSnapshot},
+    audit::{ledger::Totals, output::OutputTimeline, AuditSnapshot, SharedOutput},
     clock::now_ms,
     faults::{self, Action, InjectRequest, TargetView},
     flink::monitor::FlinkStatus,
@@ -40,6 +45,8 @@ const DEAD_MANS_MARGIN: Duration = Duration::from_secs(30);
 pub struct Sources {
     /// Audit snapshots (once a second).
     pub audit: watch::Receiver<AuditSnapshot>,
+    /// The output on Flink's clock.
+    pub output: SharedOutput,
     /// Flink status (every poll).
     pub flink: watch::Receiver<FlinkStatus>,
     /// Lag of the watched groups.
@@ -146,35 +153,26 @@ impl Drill {
         });
     }
 
-    /// Waits for the next audit snapshot; `None` when aborted.
-    async fn next(&mut self) -> Option<Observation> {
+    /// Waits `len` (the sampler samples meanwhile); `false` when aborted first.
+    async fn wait(&self, len: Duration) -> bool {
         tokio::select! {
-            _ = self.cancel.cancelled() => None,
-            changed = self.sources.audit.changed() => {
-                changed.ok()?;
-                Some(self.observe())
-            }
+            _ = self.cancel.cancelled() => false,
+            _ = tokio::time::sleep(len) => true,
         }
     }
 
-    fn observe(&self) -> Observation {
-        let audit = self.sources.audit.borrow().clone();
-        let (job_running, job_running_since_ms) = match &self.sources.flink.borrow().job {
-            Some(job) if job.is_running() => (true, job.running_since_ms),
-            _ => (false, None),
-        };
-        Observation {
-            at_ms: audit.at_ms,
-            processed: audit.totals.processed,
-            unseen: unseen(&audit.totals),
-            at_risk_cents: audit.totals.at_risk_cents,
-            lag_messages: self.sources.lag.borrow().messages(&self.sources.lag_group),
-            job_running,
-            job_running_since_ms,
+    /// Awaits `work` to its end even when the drill is aborted meanwhile (a revert or a
+    /// resubmission is never cut short); the flag says whether it was.
+    async fn uncancellable<T>(&self, work: impl std::future::Future<Output = T>) -> (T, bool) {
+        tokio::pin!(work);
+        tokio::select! {
+            out = &mut work => (out, false),
+            _ = self.cancel.cancelled() => (work.await, true),
         }
     }
 
-    /// One fault: gate, baseline, fault, recovery, drain, report.
+    /// One fault: gate, baseline, fault, recovery, drain, report. The samples are taken by
+    /// a [`Sampler`] of their own from the baseline to the drain's end.
     async fn part(
         &mut self,
         scenario: Scenario,
@@ -186,9 +184,9 @@ impl Drill {
         // 1. Steady-state gate.
         self.set_state(
             DrillState::Gating,
-            format!("{}: checking the steady state", scenario.as_str()),
+            format!("{}: waiting for the steady state", scenario.as_str()),
         );
-        self.gate().await?;
+        let gate = self.gate().await?;
 
         // 2. Baseline.
         let baseline_len = self.request.baseline.unwrap_or(self.config.baseline);
@@ -201,26 +199,13 @@ impl Drill {
         );
         let start = self.sources.audit.borrow().clone();
         let flink_before = self.sources.flink.borrow().clone();
-        // The newest retained checkpoint seen up to the fault: what a resubmission restores.
-        let mut checkpoint = checkpoint_path(&flink_before);
         let started_at = now_ms();
-        let mut baseline_obs = vec![self.observe()];
-        while now_ms() - started_at < baseline_len.as_millis() as i64 {
-            baseline_obs.push(self.next().await.ok_or_else(|| aborted("the baseline"))?);
-            track_checkpoint(&mut checkpoint, &self.sources.flink.borrow());
+        let sampler = Sampler::spawn(&self.sources, sampler::checkpoint_path(&flink_before));
+        if !self.wait(baseline_len).await {
+            return Err(aborted("the baseline"));
         }
-        let levels = levels(&baseline_obs);
         let baseline_audit = self.sources.audit.borrow().clone();
-        let baseline = Baseline {
-            orders_per_s: levels.orders_per_s,
-            latency_p50_s: baseline_audit.recent_latency_p50_s,
-            latency_p99_s: baseline_audit.recent_latency_p99_s,
-            lag_messages: self.sources.lag.borrow().messages(&self.sources.lag_group),
-        };
-        let mut tracker = Tracker::new(levels);
-        for obs in baseline_obs {
-            tracker.observe(obs);
-        }
+        let baseline_lag = self.sources.lag.borrow().messages(&self.sources.lag_group);
 
         // 3. Inject.
         // A comprehensive request names no target or action (`check_request` refuses them).
@@ -248,8 +233,9 @@ impl Drill {
                 ))
                 .await
                 .map_err(|e| (DrillState::Failed, format!("fault not injected: {e}")))?;
+        let fault_ends = tokio::time::Instant::now() + fault_len;
         let injected_at = injected.injected_at_ms;
-        tracker.injected();
+        sampler.injected();
         let report_id = match part {
             Some((i, _)) => format!("{}-{}", self.id, i),
             None => self.id.clone(),
@@ -281,28 +267,18 @@ impl Drill {
             ),
         );
 
-        // 4. Observe until the fault's time is up.
-        while now_ms() - injected_at < fault_len.as_millis() as i64 {
-            match self.next().await {
-                Some(obs) => {
-                    tracker.observe(obs);
-                    track_checkpoint(&mut checkpoint, &self.sources.flink.borrow());
-                }
-                None => {
-                    self.revert_quietly(&injected.id).await;
-                    return Err(aborted("the fault"));
-                }
-            }
+        // 4. The fault's time, then the revert (restarting a JVM takes seconds).
+        let in_time = tokio::select! {
+            _ = self.cancel.cancelled() => false,
+            _ = tokio::time::sleep_until(fault_ends) => true,
+        };
+        if !in_time {
+            self.revert_quietly(&injected.id).await;
+            return Err(aborted("the fault"));
         }
         let revert_started = now_ms();
-        // Restarting a JVM takes seconds: the samples go on meanwhile, so the timeline and
-        // the downtime cover the revert too.
-        let faults = self.sources.faults.clone();
-        let fault_id = injected.id.clone();
         let (reverted, aborted_meanwhile) = self
-            .observing(&mut tracker, &mut checkpoint, async move {
-                faults.revert(&fault_id).await
-            })
+            .uncancellable(self.sources.faults.revert(&injected.id))
             .await;
         if aborted_meanwhile {
             return Err(aborted("the revert"));
@@ -314,91 +290,44 @@ impl Drill {
             )
         })?;
         let reverted_at = reverted.reverted_at_ms.unwrap_or_else(now_ms);
-        tracker.reverted(reverted_at);
+        sampler.reverted(reverted_at);
 
         // 5. Recovery, resubmitting the job if the JobManager came back without it.
         self.set_state(
             DrillState::Recovering,
             "waiting for throughput and in-flight orders to return to baseline",
         );
-        let mut missing_since: Option<i64> = None;
-        let mut resubmitted: Option<(i64, f64)> = None;
-        while tracker.phases().recovered_at.is_none()
-            && now_ms() - reverted_at < self.config.recovery_timeout.as_millis() as i64
-        {
-            let obs = self.next().await.ok_or_else(|| aborted("recovery"))?;
-            tracker.observe(obs);
-            let flink = self.sources.flink.borrow().clone();
-            track_checkpoint(&mut checkpoint, &flink);
-            let job_gone = flink.reachable
-                && flink
-                    .job
-                    .as_ref()
-                    .is_none_or(|j| crate::flink::rest::is_terminal(&j.state));
-            if !job_gone || resubmitted.is_some() || self.config.resubmit.is_empty() {
-                missing_since = None;
-                continue;
-            }
-            let since = *missing_since.get_or_insert(now_ms());
-            if now_ms() - since >= self.config.resubmit_after.as_millis() as i64 {
-                self.set_state(
-                    DrillState::Recovering,
-                    format!(
-                        "job gone: resubmitting from {}",
-                        checkpoint.as_deref().unwrap_or("no checkpoint")
-                    ),
-                );
-                let began = now_ms();
-                let argv = self.config.resubmit.clone();
-                let from = checkpoint.clone();
-                let (submitted, aborted_meanwhile) = self
-                    .observing(&mut tracker, &mut checkpoint, async move {
-                        resubmit(&argv, from.as_deref()).await
-                    })
-                    .await;
-                if aborted_meanwhile {
-                    return Err(aborted("the resubmission"));
-                }
-                submitted.map_err(|e| {
-                    (
-                        DrillState::Failed,
-                        format!("resubmitting the job failed: {e}"),
-                    )
-                })?;
-                resubmitted = Some((began, (now_ms() - began) as f64 / 1000.0));
-            }
-        }
-        let recovered = tracker.phases().recovered_at.is_some();
-        region.end(tracker.phases().recovered_at.unwrap_or_else(now_ms));
+        let resubmitted = self.recover(&sampler).await?;
+        let live_recovered_at = sampler.phases().borrow().recovered_at;
+        region.end(live_recovered_at.unwrap_or_else(now_ms));
 
         // 6. Drain: pause the generator and let the audit see everything acked.
         self.set_state(
             DrillState::Draining,
             "generator paused; waiting for every acked order to be seen",
         );
-        let rate = self.sources.generator.rate();
-        let _ = self.sources.generator.set_rate(0);
         let drain_started = now_ms();
-        loop {
-            let done = {
-                let audit = self.sources.audit.borrow();
-                let t = &audit.totals;
-                // Nothing waiting for the broker, nothing acked and unseen.
-                unseen(t) == 0 && t.sent == t.acked + t.failed
-            };
-            if done || now_ms() - drain_started >= self.config.drain_timeout.as_millis() as i64 {
-                break;
-            }
-            if self.next().await.is_none() {
-                let _ = self.sources.generator.set_rate(rate);
-                return Err(aborted("the drain"));
-            }
-        }
+        let drained = self.drain().await;
         let drained_at = now_ms();
+        let tracker = sampler.finish().await;
+        drained?;
         let end = self.sources.audit.borrow().clone();
-        let _ = self.sources.generator.set_rate(rate);
         let flink_after = self.sources.flink.borrow().clone();
         let p = tracker.phases().clone();
+
+        // The output on Flink's clock: when it stopped, resumed and caught up.
+        let output = self.sources.output.read(|timeline| {
+            output_evidence(
+                timeline,
+                injected_at,
+                drained_at,
+                self.config.output_gap,
+                self.config.caught_up_latency,
+            )
+        });
+        // Recovered when output resumed and caught up, once the live view saw it recover.
+        let recovered_at =
+            live_recovered_at.map(|live| timeline_recovered_at(&output).unwrap_or(live));
 
         // 7. Alerts: wait (bounded) for the expected pages and every all-clear.
         let expected = self.sources.expected_alerts.expected_for(scenario);
@@ -410,7 +339,7 @@ impl Drill {
             score::Window {
                 started_ms: started_at,
                 injected_ms: injected_at,
-                recovered_ms: p.recovered_at,
+                recovered_ms: recovered_at,
                 ended_ms: alerts_ended,
             },
         );
@@ -441,8 +370,11 @@ impl Drill {
         for (name, at) in [
             (PhaseName::DegradationDetected, p.degraded_at),
             (PhaseName::JobRunning, p.job_running_at),
-            (PhaseName::FirstOutput, p.first_output_at),
-            (PhaseName::Recovered, p.recovered_at),
+            (
+                PhaseName::FirstOutput,
+                output.gaps.first().map(|g| g.end_ms),
+            ),
+            (PhaseName::Recovered, recovered_at),
             (PhaseName::JobResubmitted, resubmitted.map(|(at, _)| at)),
         ] {
             if let Some(at_ms) = at {
@@ -450,14 +382,15 @@ impl Drill {
             }
         }
         phases.sort_by_key(|p| p.at_ms);
+        let levels = tracker.baseline();
         let orders = orders(&start.totals, &end.totals);
         let during = tracker.mean_rate(injected_at, reverted_at).unwrap_or(0.0);
         // The impact window: the failure until the pipeline recovered (or the drain began).
         let (degradation_pct, worst_drop_pct) = tracker
-            .impact(injected_at, p.recovered_at.unwrap_or(drain_started))
+            .impact(injected_at, recovered_at.unwrap_or(drain_started))
             .map_or((0.0, None), |(lost, worst)| (lost, Some(worst)));
         let after = tracker
-            .mean_rate(p.recovered_at.unwrap_or(reverted_at), drain_started)
+            .mean_rate(recovered_at.unwrap_or(reverted_at), drain_started)
             .unwrap_or(0.0);
         let lost_cents = end
             .totals
@@ -482,6 +415,15 @@ impl Drill {
             .map(|r| r.id);
         let integrity = report::integrity(&orders, self.config.at_least_once);
         let ended_at = now_ms();
+        let downtime_s = (output.records > 0).then(|| {
+            let until = recovered_at.unwrap_or(drained_at);
+            output
+                .gaps
+                .iter()
+                .map(|g| (g.end_ms.min(until) - g.start_ms).max(0))
+                .sum::<i64>() as f64
+                / 1000.0
+        });
         Ok(Report {
             schema_version: report::SCHEMA_VERSION,
             id: report_id,
@@ -496,18 +438,17 @@ impl Drill {
                 duration_s: fault_len.as_secs_f64(),
                 revert_s: Some((reverted_at - revert_started).max(0) as f64 / 1000.0),
             }),
-            baseline,
+            baseline: Baseline {
+                orders_per_s: levels.orders_per_s,
+                latency_p50_s: baseline_audit.recent_latency_p50_s,
+                latency_p99_s: baseline_audit.recent_latency_p99_s,
+                lag_messages: baseline_lag,
+            },
             phases,
-            // The time output was stalled, not degradation -> first output: after a
-            // JobManager kill the TaskManagers keep writing until the heartbeat times out.
-            downtime_s: p.degraded_at.map(|_| tracker.stalled_s()),
-            recovery_time_s: p
-                .recovered_at
-                .map(|r| (r - injected_at).max(0) as f64 / 1000.0),
-            revert_to_recovered_s: p
-                .recovered_at
-                .map(|r| (r - reverted_at).max(0) as f64 / 1000.0),
-            recovered,
+            downtime_s,
+            recovery_time_s: recovered_at.map(|r| (r - injected_at).max(0) as f64 / 1000.0),
+            revert_to_recovered_s: recovered_at.map(|r| (r - reverted_at).max(0) as f64 / 1000.0),
+            recovered: recovered_at.is_some(),
             revenue: Revenue {
                 lost_dollars: lost_cents as f64 / 100.0,
                 failed_at_door_dollars: failed_cents as f64 / 100.0,
@@ -539,99 +480,175 @@ impl Drill {
             alerting: Some(alerting),
             timeline: tracker.samples().to_vec(),
             parts: Vec::new(),
+            gate: Some(gate),
+            output: Some(output),
         })
     }
 
-    /// The steady-state gate: for `gate`, the job runs, no order is missing (past the SLA),
-    /// and at its end orders are processed at no less than half the generator's rate and
-    /// the pipeline group's lag is known and (where its age is known) at most
-    /// `gate_max_lag`.
-    ///
-    /// No order missing when the drill starts is what makes the report's lost count and
-    /// lost revenue exact: both are "unseen at the end" minus what was already lost.
-    async fn gate(&mut self) -> Result<(), Ended> {
+    /// Waits (up to `recovery_timeout`) for the live view to see the pipeline recovered,
+    /// resubmitting the job once when the JobManager came back without it. The job
+    /// resubmission's start and how long it took, if there was one.
+    async fn recover(&mut self, sampler: &Sampler) -> Result<Option<(i64, f64)>, Ended> {
+        let aborted = |stage: &str| (DrillState::Aborted, format!("aborted during {stage}"));
+        let deadline = tokio::time::Instant::now() + self.config.recovery_timeout;
+        let mut phases = sampler.phases();
+        let mut flink = self.sources.flink.clone();
+        let mut missing_since: Option<tokio::time::Instant> = None;
+        let mut resubmitted: Option<(i64, f64)> = None;
+        loop {
+            if phases.borrow_and_update().recovered_at.is_some() {
+                return Ok(resubmitted);
+            }
+            let job_gone = {
+                let status = flink.borrow_and_update();
+                status.reachable
+                    && status
+                        .job
+                        .as_ref()
+                        .is_none_or(|j| crate::flink::rest::is_terminal(&j.state))
+            };
+            if !job_gone || resubmitted.is_some() || self.config.resubmit.is_empty() {
+                missing_since = None;
+            } else {
+                let since = *missing_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= self.config.resubmit_after {
+                    let checkpoint = sampler.checkpoint();
+                    self.set_state(
+                        DrillState::Recovering,
+                        format!(
+                            "job gone: resubmitting from {}",
+                            checkpoint.as_deref().unwrap_or("no checkpoint")
+                        ),
+                    );
+                    let began = now_ms();
+                    let (submitted, aborted_meanwhile) = self
+                        .uncancellable(resubmit(&self.config.resubmit, checkpoint.as_deref()))
+                        .await;
+                    if aborted_meanwhile {
+                        return Err(aborted("the resubmission"));
+                    }
+                    submitted.map_err(|e| {
+                        (
+                            DrillState::Failed,
+                            format!("resubmitting the job failed: {e}"),
+                        )
+                    })?;
+                    resubmitted = Some((began, (now_ms() - began) as f64 / 1000.0));
+                    continue;
+                }
+            }
+            let wake = missing_since.map_or(deadline, |since| {
+                (since + self.config.resubmit_after).min(deadline)
+            });
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err(aborted("recovery")),
+                _ = tokio::time::sleep_until(wake) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(resubmitted);
+                    }
+                }
+                _ = phases.changed() => {}
+                _ = flink.changed() => {}
+            }
+        }
+    }
+
+    /// Pauses the generator until every acked order was seen (or `drain_timeout`), then
+    /// restores its rate.
+    async fn drain(&mut self) -> Result<(), Ended> {
+        let rate = self.sources.generator.rate();
+        let _ = self.sources.generator.set_rate(0);
+        let deadline = tokio::time::Instant::now() + self.config.drain_timeout;
+        let mut audit = self.sources.audit.clone();
+        let outcome = loop {
+            let done = {
+                let audit = audit.borrow_and_update();
+                let t = &audit.totals;
+                // Nothing waiting for the broker, nothing acked and unseen.
+                sampler::unseen(t) == 0 && t.sent == t.acked + t.failed
+            };
+            if done {
+                break Ok(());
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    break Err((DrillState::Aborted, "aborted during the drain".to_string()))
+                }
+                _ = tokio::time::sleep_until(deadline) => break Ok(()),
+                changed = audit.changed() => if changed.is_err() { break Ok(()) },
+            }
+        };
+        let _ = self.sources.generator.set_rate(rate);
+        outcome
+    }
+
+    /// The steady-state gate (see [`gate`]): waits for one look per audit snapshot until the
+    /// pipeline is steady, or refuses. A paused generator is refused at once.
+    async fn gate(&mut self) -> Result<gate::Readings, Ended> {
         let refuse = |why: String| (DrillState::Refused, format!("steady-state gate: {why}"));
         let rate = self.sources.generator.rate();
         if rate == 0 {
             return Err(refuse("the generator is paused (rate 0)".into()));
         }
-        let first = self.sources.audit.borrow().clone();
-        let began = now_ms();
-        let mut last = first.clone();
-        while now_ms() - began < self.config.gate.as_millis() as i64 {
-            if self.next().await.is_none() {
-                return Err((DrillState::Aborted, "aborted during the gate".into()));
-            }
-            last = self.sources.audit.borrow().clone();
-            let flink = self.sources.flink.borrow();
-            match flink.job.as_ref() {
-                Some(job) if job.is_running() => {}
-                Some(job) => return Err(refuse(format!("the Flink job is {}", job.state))),
-                None if !flink.reachable => return Err(refuse("Flink is not reachable".into())),
-                None => return Err(refuse("there is no Flink job".into())),
-            }
-            if last.totals.missing > 0 || last.totals.lost > first.totals.lost {
-                return Err(refuse(format!(
-                    "{} orders are missing (past the SLA), {} newly lost",
-                    last.totals.missing,
-                    last.totals.lost - first.totals.lost
-                )));
-            }
-        }
-        let seconds = ((last.at_ms - first.at_ms).max(1) as f64) / 1000.0;
-        let throughput =
-            last.totals.processed.saturating_sub(first.totals.processed) as f64 / seconds;
-        if throughput < f64::from(rate) * 0.5 {
-            return Err(refuse(format!(
-                "processed {throughput:.1} orders/s, below half the generator's {rate}/s"
-            )));
-        }
-        let group = &self.sources.lag_group;
-        let (messages, seconds) = {
-            let lag = self.sources.lag.borrow();
-            (lag.messages(group), lag.max_seconds(group))
+        let settings = gate::Settings {
+            window: self.config.gate,
+            timeout: self.config.gate_timeout,
+            max_lag: self.config.gate_max_lag,
+            max_latency: self.config.gate_max_latency,
         };
-        if messages.is_none() {
-            return Err(refuse(format!(
-                "the lag of consumer group {group} is unknown (Kafka unreachable?)"
-            )));
-        }
-        // The age is unknown only while the group's committed offset points at a record
-        // produced before this daemon started; its lag in messages is known then.
-        match seconds {
-            Some(lag) if lag > self.config.gate_max_lag.as_secs_f64() => Err(refuse(format!(
-                "consumer group {group} lags {lag:.1} s ({} orders), above {}",
-                messages.unwrap_or_default(),
-                humantime::format_duration(self.config.gate_max_lag)
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    /// Awaits `work` while observing as usual (one sample per audit snapshot), so a slow
-    /// revert or resubmission leaves no gap in the timeline. On abort the work still runs to
-    /// its end (a revert is never cut short); the flag says the drill was aborted meanwhile.
-    async fn observing<T>(
-        &mut self,
-        tracker: &mut Tracker,
-        checkpoint: &mut Option<String>,
-        work: impl std::future::Future<Output = T>,
-    ) -> (T, bool) {
-        tokio::pin!(work);
+        let mut audit = self.sources.audit.clone();
+        let first = self.look(&audit.borrow_and_update());
+        let mut gate = Gate::new(settings, rate, &first);
+        let mut shown = String::new();
         loop {
             tokio::select! {
-                out = &mut work => return (out, false),
-                obs = self.next() => match obs {
-                    Some(obs) => {
-                        tracker.observe(obs);
-                        track_checkpoint(checkpoint, &self.sources.flink.borrow());
-                    }
-                    None => return (work.await, true),
+                _ = self.cancel.cancelled() => {
+                    return Err((DrillState::Aborted, "aborted during the gate".into()))
+                }
+                changed = audit.changed() => if changed.is_err() {
+                    return Err(refuse("the audit stopped".into()));
                 },
+            }
+            let look = self.look(&audit.borrow_and_update());
+            match gate.observe(look) {
+                gate::Verdict::Open(readings) => return Ok(readings),
+                gate::Verdict::Refuse(why) => return Err(refuse(why)),
+                gate::Verdict::Wait(why) => {
+                    if why != shown {
+                        self.set_state(DrillState::Gating, format!("waiting: {why}"));
+                        shown = why;
+                    }
+                }
             }
         }
     }
 
+    /// The gate's look at the pipeline at this audit snapshot.
+    fn look(&self, audit: &AuditSnapshot) -> gate::Look {
+        let flink = self.sources.flink.borrow();
+        let job = match (&flink.job, flink.reachable) {
+            (Some(job), _) if job.is_running() => gate::Job::Running {
+                since_ms: job.running_since_ms,
+            },
+            (Some(job), _) => gate::Job::Other(job.state.clone()),
+            (None, true) => gate::Job::Missing,
+            (None, false) => gate::Job::Unreachable,
+        };
+        let group = &self.sources.lag_group;
+        let lag = self.sources.lag.borrow();
+        gate::Look {
+            at_ms: audit.at_ms,
+            processed: audit.totals.processed,
+            missing: audit.totals.missing,
+            lost: audit.totals.lost,
+            job,
+            lag_messages: lag.messages(group),
+            lag_s: lag.max_seconds(group),
+            latency_p50_s: audit.recent_latency_p50_s,
+            latency_p99_s: audit.recent_latency_p99_s,
+            restart: flink.restart_strategy.clone(),
+        }
+    }
     /// Waits until every expected alert has fired and every alert that fired since
     /// `since_ms` has resolved, or `[alerts] resolve_timeout` has passed (scoring then reports
     /// what is still missing or unresolved).
@@ -719,24 +736,6 @@ fn busy_target(busy: &[String], targets: &[TargetView]) -> Option<String> {
         .cloned()
 }
 
-/// Acked orders not yet seen.
-fn unseen(t: &Totals) -> u64 {
-    t.in_flight + t.missing + t.lost
-}
-
-/// Baseline levels from the baseline's observations.
-fn levels(obs: &[Observation]) -> Levels {
-    let (first, last) = (
-        obs.first().expect("one observation"),
-        obs.last().expect("one"),
-    );
-    let seconds = ((last.at_ms - first.at_ms).max(1) as f64) / 1000.0;
-    Levels {
-        orders_per_s: last.processed.saturating_sub(first.processed) as f64 / seconds,
-        unseen: obs.iter().map(|o| o.unseen as f64).sum::<f64>() / obs.len() as f64,
-    }
-}
-
 /// Counts over the drill window: differences of the ledger's cumulative totals, and the
 /// orders still unseen after the drain (minus those already lost before the drill).
 fn orders(start: &Totals, end: &Totals) -> Orders {
@@ -744,6 +743,7 @@ fn orders(start: &Totals, end: &Totals) -> Orders {
     Orders {
         sent: d(|t| t.sent),
         acked: d(|t| t.acked),
+        in_flight_at_start: unseen(start).saturating_sub(start.lost),
         failed_at_door: d(|t| t.failed),
         processed: d(|t| t.processed),
         duplicates: d(|t| t.duplicates),
@@ -755,24 +755,46 @@ fn orders(start: &Totals, end: &Totals) -> Orders {
     }
 }
 
-/// The path of the latest completed checkpoint of the job in `status`, if it has one.
-fn checkpoint_path(status: &FlinkStatus) -> Option<String> {
-    let path = status
-        .job
-        .as_ref()?
-        .last_checkpoint
-        .as_ref()?
-        .external_path
-        .as_ref()?;
-    Some(path.trim_start_matches("file:").to_string())
+/// The output evidence over `[from_ms, to_ms)`: gaps (clipped to start no earlier than
+/// `from_ms`) and when output caught up.
+fn output_evidence(
+    timeline: &OutputTimeline,
+    from_ms: i64,
+    to_ms: i64,
+    min_gap: Duration,
+    caught_up_latency: Duration,
+) -> Output {
+    let min_gap_ms = min_gap.as_millis() as i64;
+    let band_ms = caught_up_latency.as_millis() as i64;
+    Output {
+        from_ms,
+        to_ms,
+        records: timeline.records(from_ms, to_ms),
+        min_gap_s: min_gap.as_secs_f64(),
+        caught_up_latency_s: caught_up_latency.as_secs_f64(),
+        gaps: timeline
+            .gaps(from_ms, to_ms, min_gap_ms)
+            .into_iter()
+            .map(|g| OutputGap {
+                start_ms: g.start_ms.max(from_ms),
+                end_ms: g.end_ms,
+            })
+            .filter(|g| g.end_ms > g.start_ms)
+            .collect(),
+        caught_up_at_ms: timeline.caught_up(from_ms, to_ms, band_ms),
+    }
 }
 
-/// Keeps `known` at the newest checkpoint reported so far: a status without a job (the
-/// JobManager is down, or came back without it) leaves it as it was.
-fn track_checkpoint(known: &mut Option<String>, status: &FlinkStatus) {
-    if let Some(path) = checkpoint_path(status) {
-        *known = Some(path);
-    }
+/// When the pipeline recovered by the output evidence: output resumed after its last gap
+/// and caught up, whichever came later; `None` when it never caught up in the window.
+fn timeline_recovered_at(output: &Output) -> Option<i64> {
+    let caught_up = output.caught_up_at_ms?;
+    Some(
+        output
+            .gaps
+            .last()
+            .map_or(caught_up, |g| g.end_ms.max(caught_up)),
+    )
 }
 
 /// Runs the resubmit command, `{checkpoint}` replaced; without a checkpoint the argument
@@ -851,6 +873,7 @@ fn combine(id: &str, label: Option<String>, parts: Vec<Report>, at_least_once: b
     let orders = Orders {
         sent: sum(|r| r.orders.sent),
         acked: sum(|r| r.orders.acked),
+        in_flight_at_start: sum(|r| r.orders.in_flight_at_start),
         failed_at_door: sum(|r| r.orders.failed_at_door),
         processed: sum(|r| r.orders.processed),
         duplicates: sum(|r| r.orders.duplicates),
@@ -926,6 +949,8 @@ fn combine(id: &str, label: Option<String>, parts: Vec<Report>, at_least_once: b
         alerting: combine_alerting(&parts),
         timeline: parts.iter().flat_map(|r| r.timeline.clone()).collect(),
         parts,
+        gate: None,
+        output: None,
     }
 }
 
@@ -963,22 +988,6 @@ mod tests {
         assert_eq!((o.duplicates, o.delayed, o.lost), (20, 40, 3));
     }
 
-    #[test]
-    fn baseline_levels_are_rates_over_the_window() {
-        let obs = |t: i64, processed: u64, unseen: u64| Observation {
-            at_ms: t,
-            processed,
-            unseen,
-            at_risk_cents: 0,
-            lag_messages: None,
-            job_running: true,
-            job_running_since_ms: None,
-        };
-        let l = levels(&[obs(0, 0, 2), obs(1_000, 10, 4), obs(2_000, 20, 3)]);
-        assert_eq!(l.orders_per_s, 10.0);
-        assert_eq!(l.unseen, 3.0);
-    }
-
     #[tokio::test]
     async fn resubmit_substitutes_or_drops_the_checkpoint() {
         let argv: Vec<String> = ["sh", "-c", "test \"$0\" = /chk-7 || exit 3", "{checkpoint}"]
@@ -991,43 +1000,6 @@ mod tests {
             .map(String::from)
             .to_vec();
         resubmit(&flagged, None).await.unwrap();
-    }
-
-    #[test]
-    fn checkpoint_paths_lose_the_file_scheme() {
-        use crate::flink::{monitor::JobStatus, rest::CompletedCheckpoint};
-        let status = |path: Option<&str>| FlinkStatus {
-            job: Some(JobStatus {
-                id: "j".into(),
-                state: "RUNNING".into(),
-                start_time_ms: 0,
-                running_since_ms: None,
-                restarts: None,
-                checkpoints: Default::default(),
-                last_checkpoint: path.map(|p| CompletedCheckpoint {
-                    id: 3,
-                    latest_ack_timestamp: 0,
-                    end_to_end_duration: 0,
-                    checkpointed_size: None,
-                    state_size: None,
-                    external_path: Some(p.into()),
-                }),
-                last_restore: None,
-            }),
-            ..FlinkStatus::default()
-        };
-        assert_eq!(
-            checkpoint_path(&status(Some("file:/data/chk-3"))).as_deref(),
-            Some("/data/chk-3")
-        );
-        assert_eq!(checkpoint_path(&status(None)), None);
-
-        // The newest checkpoint wins; a status without a job (the JobManager is down, or
-        // back without the job) keeps the last one known, not the one of the baseline.
-        let mut known = checkpoint_path(&status(Some("file:/data/chk-3")));
-        track_checkpoint(&mut known, &status(Some("file:/data/chk-5")));
-        track_checkpoint(&mut known, &FlinkStatus::default());
-        assert_eq!(known.as_deref(), Some("/data/chk-5"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{
-    rest::{self, CheckpointCounts, CompletedCheckpoint, RestoredCheckpoint},
+    rest::{self, CheckpointCounts, CompletedCheckpoint, RestartStrategy, RestoredCheckpoint},
     Config,
 };
 use crate::{
@@ -51,6 +51,8 @@ pub struct FlinkStatus {
     pub busy_taskmanagers: Vec<String>,
     /// The watched job, if there is one.
     pub job: Option<JobStatus>,
+    /// The cluster's restart strategy, read once per watched job (`None` until read).
+    pub restart_strategy: Option<RestartStrategy>,
 }
 
 /// The watched job.
@@ -256,6 +258,7 @@ pub struct FlinkMonitor {
     upstreams: Upstreams,
     status: watch::Sender<FlinkStatus>,
     watched_job: Option<String>,
+    restart_strategy: Option<RestartStrategy>,
 }
 
 impl FlinkMonitor {
@@ -272,6 +275,7 @@ impl FlinkMonitor {
             upstreams,
             status: watch::Sender::new(FlinkStatus::default()),
             watched_job: None,
+            restart_strategy: None,
         })
     }
 
@@ -297,7 +301,7 @@ impl FlinkMonitor {
 
     async fn poll(&mut self) -> FlinkStatus {
         match poll(&self.client, &self.config.job_name).await {
-            Ok(status) => {
+            Ok(mut status) => {
                 if self.upstreams.observe(Upstream::Flink, true) {
                     info!("flink answers");
                 }
@@ -309,7 +313,18 @@ impl FlinkMonitor {
                         "watching flink job"
                     );
                     self.watched_job = job_id;
+                    // A new job (or a JobManager restarted with another config): read again.
+                    self.restart_strategy = None;
                 }
+                if self.restart_strategy.is_none() {
+                    match self.client.jobmanager_config().await {
+                        Ok(entries) => {
+                            self.restart_strategy = Some(RestartStrategy::from_config(&entries))
+                        }
+                        Err(error) => debug!(%error, "flink config not read; retried next poll"),
+                    }
+                }
+                status.restart_strategy = self.restart_strategy.clone();
                 debug!(taskmanagers = status.taskmanagers, "flink polled");
                 status
             }
@@ -379,6 +394,7 @@ async fn poll(client: &rest::Client, job_name: &str) -> Result<FlinkStatus, rest
         slots_available: overview.slots_available,
         busy_taskmanagers,
         job,
+        restart_strategy: None,
     })
 }
 
@@ -436,6 +452,7 @@ mod tests {
             slots_available: 2,
             busy_taskmanagers: vec!["taskmanager-2".into()],
             job: Some(job("RESTARTING", Some(11_000))),
+            restart_strategy: None,
         };
         metrics.export(&status);
         let now = lines();

@@ -256,6 +256,92 @@ impl Client {
     }
 }
 
+/// One entry of `GET /jobmanager/config`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfigEntry {
+    /// Option key, e.g. `restart-strategy.type`.
+    pub key: String,
+    /// Its value as Flink prints it, e.g. `1 min`.
+    pub value: String,
+}
+
+impl Client {
+    /// `GET /jobmanager/config`: the cluster's effective configuration.
+    pub async fn jobmanager_config(&self) -> Result<Vec<ConfigEntry>, Error> {
+        self.get("jobmanager/config").await
+    }
+}
+
+/// The restart strategy in force, as the cluster's configuration says.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+pub struct RestartStrategy {
+    /// `restart-strategy.type`, e.g. `exponential-delay`; `none` when unset (Flink then
+    /// picks one from checkpointing: exponential-delay with its defaults).
+    pub kind: String,
+    /// `restart-strategy.exponential-delay.reset-backoff-threshold`, seconds: how long the
+    /// job must run without failing before its backoff starts from the initial delay again.
+    /// Flink's default (1 h) when the strategy is exponential-delay and the key is unset.
+    pub reset_backoff_threshold_s: Option<f64>,
+    /// `restart-strategy.exponential-delay.initial-backoff`, seconds.
+    pub initial_backoff_s: Option<f64>,
+    /// `restart-strategy.exponential-delay.max-backoff`, seconds.
+    pub max_backoff_s: Option<f64>,
+}
+
+impl RestartStrategy {
+    /// From `GET /jobmanager/config`.
+    pub fn from_config(entries: &[ConfigEntry]) -> RestartStrategy {
+        let get = |key: &str| {
+            entries
+                .iter()
+                .find(|e| e.key == key)
+                .map(|e| e.value.trim())
+        };
+        let kind = get("restart-strategy.type")
+            .or_else(|| get("restart-strategy"))
+            .unwrap_or("none")
+            .to_string();
+        let exponential = matches!(
+            kind.as_str(),
+            "exponential-delay" | "exponentialdelay" | "none"
+        );
+        let seconds = |key: &str, default: f64| {
+            if !exponential {
+                return None;
+            }
+            Some(get(key).and_then(flink_duration_s).unwrap_or(default))
+        };
+        RestartStrategy {
+            reset_backoff_threshold_s: seconds(
+                "restart-strategy.exponential-delay.reset-backoff-threshold",
+                3600.0,
+            ),
+            initial_backoff_s: seconds("restart-strategy.exponential-delay.initial-backoff", 1.0),
+            max_backoff_s: seconds("restart-strategy.exponential-delay.max-backoff", 60.0),
+            kind,
+        }
+    }
+}
+
+/// A Flink duration (`1 min`, `10 s`, `500 ms`, `2h`, a bare number of ms) in seconds.
+fn flink_duration_s(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 0.001,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+        "min" | "m" | "minute" | "minutes" => 60.0,
+        "h" | "hour" | "hours" => 3600.0,
+        "d" | "day" | "days" => 86_400.0,
+        _ => return None,
+    };
+    Some(number * scale)
+}
+
 /// Job statuses after which a job never runs again.
 pub fn is_terminal(state: &str) -> bool {
     matches!(state, "FINISHED" | "CANCELED" | "FAILED")
@@ -273,6 +359,41 @@ pub fn select_job<'a>(jobs: &'a [JobSummary], name: &str) -> Option<&'a JobSumma
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_restart_strategy_is_read_from_the_cluster_config() {
+        let entry = |key: &str, value: &str| ConfigEntry {
+            key: key.into(),
+            value: value.into(),
+        };
+        let ours = RestartStrategy::from_config(&[
+            entry("restart-strategy.type", "exponential-delay"),
+            entry(
+                "restart-strategy.exponential-delay.reset-backoff-threshold",
+                "1 min",
+            ),
+            entry("restart-strategy.exponential-delay.initial-backoff", "1 s"),
+            entry("restart-strategy.exponential-delay.max-backoff", "10 s"),
+            entry("jobmanager.memory.process.size", "1024m"),
+        ]);
+        assert_eq!(ours.kind, "exponential-delay");
+        assert_eq!(ours.reset_backoff_threshold_s, Some(60.0));
+        assert_eq!(
+            (ours.initial_backoff_s, ours.max_backoff_s),
+            (Some(1.0), Some(10.0))
+        );
+        // Unset: Flink's defaults for checkpointed jobs.
+        let unset = RestartStrategy::from_config(&[]);
+        assert_eq!(
+            (unset.kind.as_str(), unset.reset_backoff_threshold_s),
+            ("none", Some(3600.0))
+        );
+        let fixed = RestartStrategy::from_config(&[entry("restart-strategy.type", "fixed-delay")]);
+        assert_eq!(fixed.reset_backoff_threshold_s, None);
+        assert_eq!(flink_duration_s("500 ms"), Some(0.5));
+        assert_eq!(flink_duration_s("2h"), Some(7200.0));
+        assert_eq!(flink_duration_s("soon"), None);
+    }
 
     fn job(jid: &str, name: &str, state: &str, start_time: i64) -> JobSummary {
         JobSummary {
