@@ -88,7 +88,9 @@ pub struct Config {
     /// Bearer token required by mutating endpoints (better set from the environment:
     /// `FIREDRILL_HTTP__TOKEN`). Unset: mutations are open, loopback only.
     pub token: Option<String>,
-    /// Mutating requests allowed per minute (a burst of that many, refilled evenly).
+    /// Mutating requests allowed per minute (a burst of that many, refilled evenly). The
+    /// emergency stops (revert one fault, reset, abort a drill) and the webhook are not
+    /// counted and never refused.
     pub mutations_per_minute: NonZeroU32,
 }
 
