@@ -16,10 +16,17 @@
 //!
 //! `run` starts by reverting whatever the ledger holds (firedrill died with faults in
 //! effect), and on cancellation reverts everything before it returns: new faults are
-//! refused from then on (list and revert are still served), failed reverts are retried for [`SHUTDOWN_GRACE`], and whatever still fails
-//! stays in the ledger for the next start. Backend operations run in tasks owned by a
-//! `JoinSet`, so aborting `run` (the test's stand-in for SIGKILL) stops them too and leaves
-//! the ledger as a crash would.
+//! refused from then on (list and revert are still served), failed reverts are retried for
+//! [`SHUTDOWN_GRACE`], and whatever still fails stays in the ledger for the next start.
+//! Backend operations run in tasks owned by a `JoinSet`, so aborting `run` (the test's
+//! stand-in for SIGKILL) stops them too and leaves the ledger as a crash would.
+//!
+//! The actor's map of tracked faults (each with its ledger entry and `Phase`) is its one
+//! state; the ledger file mirrors it. Nothing in here panics on that state: should the map
+//! and the ledger ever disagree, the fault is reverted or the event logged and dropped,
+//! because a panic would kill the very task that must revert. The backends come in as
+//! [`Backends`], the real ones from [`Faults::build`], scripted fakes in the tests below
+//! (which run on paused time).
 //!
 //! This module does not know how a backend breaks things (`process`, `docker`) nor how the
 //! ledger is stored (`ledger`).
@@ -249,11 +256,56 @@ impl Metrics {
     }
 }
 
-/// Where a fault of the ledger is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The backends the actor breaks targets with, one per [`BackendKind`]. The daemon uses the
+/// real ones ([`Backends::real`]); tests hand in scripted fakes, so that retries, backoff,
+/// maximum durations and shutdown run without processes, containers or real time.
+#[derive(Clone)]
+pub struct Backends {
+    process: Arc<dyn Backend>,
+    docker: Arc<dyn Backend>,
+}
+
+impl Backends {
+    /// `process` handles process targets and subjects, `docker` Docker ones (each should
+    /// report that [`Backend::kind`]).
+    pub fn new(process: Arc<dyn Backend>, docker: Arc<dyn Backend>) -> Self {
+        Backends { process, docker }
+    }
+
+    /// Signals to local processes, and the Docker engine (reporting its health to
+    /// `upstreams`, `firedrill_upstream_up{upstream="docker"}`).
+    pub fn real(upstreams: Option<Upstreams>) -> Self {
+        Backends::new(
+            Arc::new(ProcessBackend),
+            Arc::new(DockerBackend::new(upstreams)),
+        )
+    }
+
+    fn get(&self, kind: BackendKind) -> Arc<dyn Backend> {
+        match kind {
+            BackendKind::Process => self.process.clone(),
+            BackendKind::Docker => self.docker.clone(),
+        }
+    }
+}
+
+/// Where a fault is in its lifecycle. The transitions:
+///
+/// ```text
+/// Injecting --ok--> Active --revert_at, client, shutdown--> Reverting --ok--> (gone)
+///     |                                                   ^      |
+///     +--failed (may have half happened)------------------+      +--failed--> RetryAt
+///                                                         +--------due--------+
+/// ```
 enum Phase {
     /// The backend is injecting it.
-    Injecting,
+    Injecting {
+        /// Answers the inject request once the backend is done.
+        reply: Option<Reply<FaultView>>,
+        /// A revert (a client's, or shutdown) arrived meanwhile; it starts when the inject
+        /// finishes.
+        revert_requested: bool,
+    },
     /// In effect until `revert_at`.
     Active,
     /// The backend is reverting it.
@@ -262,19 +314,58 @@ enum Phase {
     RetryAt(Instant),
 }
 
-/// The runtime side of a ledger entry (the entry itself lives in the ledger).
+/// A fault the actor tracks: its ledger entry and where it is in its lifecycle. The actor's
+/// map of these is the one source of truth; the ledger file mirrors their entries (written
+/// before a fault is tracked, removed once it is reverted).
 struct Fault {
+    entry: Entry,
     phase: Phase,
     /// The dead-man's switch: when the fault reverts by itself.
     revert_at: Instant,
-    /// Whether the injection took effect (for the active gauge).
-    effective: bool,
-    /// A revert was asked for while injecting; it starts when the inject finishes.
-    revert_requested: bool,
     failures: u32,
     last_error: Option<String>,
-    inject_reply: Option<Reply<FaultView>>,
     revert_replies: Vec<Reply<FaultView>>,
+}
+
+impl Fault {
+    /// A fault whose revert is due now: what the ledger held at startup, or (never expected)
+    /// an entry the actor had lost track of.
+    fn adopted(entry: Entry) -> Self {
+        Fault {
+            entry,
+            phase: Phase::Active,
+            revert_at: Instant::now(),
+            failures: 0,
+            last_error: None,
+            revert_replies: Vec::new(),
+        }
+    }
+
+    /// How clients see it while it is tracked (in effect, or failing to revert).
+    fn view(&self) -> FaultView {
+        view(&self.entry, None, self.last_error.clone())
+    }
+}
+
+/// How clients see a fault: reverted when `reverted_at_ms` is set, else failing to revert
+/// while there is a `last_error`, else active.
+fn view(entry: &Entry, reverted_at_ms: Option<i64>, last_error: Option<String>) -> FaultView {
+    let state = match (reverted_at_ms, &last_error) {
+        (Some(_), _) => FaultState::Reverted,
+        (None, Some(_)) => FaultState::RevertFailing,
+        (None, None) => FaultState::Active,
+    };
+    FaultView {
+        id: entry.id.clone(),
+        target: entry.target.clone(),
+        action: entry.action,
+        backend: entry.subject.backend().as_str(),
+        injected_at_ms: entry.injected_at_ms,
+        revert_by_ms: entry.revert_by_ms,
+        reverted_at_ms,
+        state,
+        last_error: last_error.filter(|_| reverted_at_ms.is_none()),
+    }
 }
 
 /// A request whose target is being resolved; not in the ledger yet.
@@ -315,8 +406,7 @@ enum Op {
 pub struct Faults {
     config: Arc<Config>,
     ledger: Ledger,
-    process: Arc<ProcessBackend>,
-    docker: Arc<DockerBackend>,
+    backends: Backends,
     metrics: Metrics,
     commands: mpsc::Receiver<Command>,
     faults: HashMap<String, Fault>,
@@ -349,6 +439,15 @@ impl Faults {
         registry: &Registry,
         upstreams: Option<Upstreams>,
     ) -> Result<(Faults, Handle), Error> {
+        Faults::build_with_backends(config, registry, Backends::real(upstreams))
+    }
+
+    /// [`Faults::build`] with the given backends (the real ones, or fakes in tests).
+    pub fn build_with_backends(
+        config: &Config,
+        registry: &Registry,
+        backends: Backends,
+    ) -> Result<(Faults, Handle), Error> {
         config.validate()?;
         let ledger = Ledger::open(&config.ledger)?;
         let metrics = Metrics::register(registry);
@@ -362,8 +461,7 @@ impl Faults {
         let faults = Faults {
             config: Arc::new(config.clone()),
             ledger,
-            process: Arc::new(ProcessBackend),
-            docker: Arc::new(DockerBackend::new(upstreams)),
+            backends,
             metrics,
             commands: receiver,
             faults: HashMap::new(),
@@ -382,13 +480,12 @@ impl Faults {
         self.recover();
         let mut commands_open = true;
         loop {
-            if let Some(since) = self.stopping {
-                let idle = self.ops.is_empty();
-                if idle && self.faults.is_empty() {
+            if self.stopping.is_some() && self.ops.is_empty() {
+                if self.faults.is_empty() {
                     info!("every fault reverted");
                     return;
                 }
-                if idle && since.elapsed() >= SHUTDOWN_GRACE {
+                if self.past_grace(Instant::now()) {
                     error!(
                         faults = self.faults.len(),
                         ledger = %self.ledger.path().display(),
@@ -431,20 +528,9 @@ impl Faults {
         );
         for entry in entries {
             self.metrics.set_active(&entry, true);
-            self.faults.insert(
-                entry.id.clone(),
-                Fault {
-                    phase: Phase::Active,
-                    revert_at: Instant::now(),
-                    effective: true,
-                    revert_requested: false,
-                    failures: 0,
-                    last_error: None,
-                    inject_reply: None,
-                    revert_replies: Vec::new(),
-                },
-            );
-            self.start_revert(&entry.id);
+            let id = entry.id.clone();
+            self.faults.insert(id.clone(), Fault::adopted(entry));
+            self.start_revert(&id);
         }
     }
 
@@ -454,15 +540,25 @@ impl Faults {
             faults = self.faults.len(),
             "stopping: reverting every fault"
         );
-        let ids: Vec<String> = self.faults.keys().cloned().collect();
-        for id in ids {
-            let fault = self.faults.get_mut(&id).expect("listed above");
-            match fault.phase {
-                Phase::Injecting => fault.revert_requested = true,
-                Phase::Active | Phase::RetryAt(_) => self.start_revert(&id),
+        let mut due = Vec::new();
+        for (id, fault) in &mut self.faults {
+            match &mut fault.phase {
+                Phase::Injecting {
+                    revert_requested, ..
+                } => *revert_requested = true,
+                Phase::Active | Phase::RetryAt(_) => due.push(id.clone()),
                 Phase::Reverting => {}
             }
         }
+        for id in due {
+            self.start_revert(&id);
+        }
+    }
+
+    /// Whether the shutdown grace is over (failed reverts are no longer retried).
+    fn past_grace(&self, now: Instant) -> bool {
+        self.stopping
+            .is_some_and(|since| now >= since + SHUTDOWN_GRACE)
     }
 
     fn handle(&mut self, command: Command) {
@@ -470,13 +566,12 @@ impl Faults {
             Command::Inject(request, reply) => self.inject(request, reply),
             Command::Revert(id, reply) => self.revert(&id, reply),
             Command::List(reply) => {
-                let views = self
-                    .ledger
-                    .entries()
-                    .iter()
-                    .map(|e| self.view(e, None))
-                    .collect();
-                let _ = reply.send(views);
+                let mut faults: Vec<&Fault> = self.faults.values().collect();
+                faults.sort_by(|a, b| {
+                    (a.entry.injected_at_ms, &a.entry.id)
+                        .cmp(&(b.entry.injected_at_ms, &b.entry.id))
+                });
+                let _ = reply.send(faults.into_iter().map(|f| f.view()).collect());
             }
         }
     }
@@ -508,18 +603,14 @@ impl Faults {
                 reply,
             },
         );
-        let process = self.process.clone();
-        let docker = self.docker.clone();
+        let backends = self.backends.clone();
         let group = request.target.clone();
         let is_group = occupies.is_none();
         let task_id = id.clone();
         let task = self.ops.spawn(async move {
             let mut reasons = Vec::new();
             for (name, target, action) in &candidates {
-                let backend: &dyn Backend = match target.backend() {
-                    BackendKind::Process => process.as_ref(),
-                    BackendKind::Docker => docker.as_ref(),
-                };
+                let backend = backends.get(target.backend());
                 match backend.resolve(target, *action).await {
                     Ok(subject) => {
                         return Op::Prepared {
@@ -621,14 +712,12 @@ impl Faults {
         })
     }
 
-    /// Target -> the fault occupying it (in the ledger, or a request naming it being
-    /// prepared).
+    /// Target -> the fault occupying it (tracked, or a request naming it being prepared).
     fn busy(&self) -> HashMap<String, String> {
         let mut busy: HashMap<String, String> = self
-            .ledger
-            .entries()
-            .iter()
-            .map(|e| (e.target.clone(), e.id.clone()))
+            .faults
+            .values()
+            .map(|f| (f.entry.target.clone(), f.entry.id.clone()))
             .collect();
         for (id, p) in &self.preparing {
             if let Some(target) = &p.target {
@@ -644,8 +733,10 @@ impl Faults {
             return;
         };
         fault.revert_replies.push(reply);
-        match fault.phase {
-            Phase::Injecting => fault.revert_requested = true,
+        match &mut fault.phase {
+            Phase::Injecting {
+                revert_requested, ..
+            } => *revert_requested = true,
             Phase::Reverting => {}
             Phase::Active | Phase::RetryAt(_) => self.start_revert(id),
         }
@@ -660,6 +751,7 @@ impl Faults {
             Err(join_error) => {
                 // A backend panicked: report it as that operation's failure.
                 let Some((id, kind)) = self.op_faults.remove(&join_error.id()) else {
+                    error!(error = %join_error, "an untracked fault operation panicked");
                     return;
                 };
                 error!(fault = %id, ?kind, error = %join_error, "fault operation panicked");
@@ -694,6 +786,7 @@ impl Faults {
     /// The target is resolved: record the fault in the ledger, then inject.
     fn prepared(&mut self, id: String, result: Result<(String, Action, Subject), Error>) {
         let Some(preparing) = self.preparing.remove(&id) else {
+            warn!(fault = %id, "resolved a request the actor no longer tracks; ignoring");
             return;
         };
         let (target, action, subject) = match result {
@@ -708,10 +801,10 @@ impl Faults {
             return;
         }
         // A group request did not occupy its member while resolving.
-        if let Some(other) = self.ledger.entries().iter().find(|e| e.target == target) {
+        if let Some(other) = self.faults.values().find(|f| f.entry.target == target) {
             let _ = preparing.reply.send(Err(Error::Conflict {
                 target,
-                fault_id: other.id.clone(),
+                fault_id: other.entry.id.clone(),
             }));
             return;
         }
@@ -733,20 +826,21 @@ impl Faults {
             return;
         }
         info!(fault = %id, target = %entry.target, action = %action, revert_by_ms = entry.revert_by_ms, "injecting fault");
+        let backend = self.backends.get(entry.subject.backend());
         self.faults.insert(
             id.clone(),
             Fault {
-                phase: Phase::Injecting,
+                entry: entry.clone(),
+                phase: Phase::Injecting {
+                    reply: Some(preparing.reply),
+                    revert_requested: false,
+                },
                 revert_at: Instant::now() + preparing.duration,
-                effective: false,
-                revert_requested: false,
                 failures: 0,
                 last_error: None,
-                inject_reply: Some(preparing.reply),
                 revert_replies: Vec::new(),
             },
         );
-        let backend = self.backend(entry.subject.backend());
         let task = self.ops.spawn(async move {
             let result = backend.inject(action, &entry.subject).await;
             Op::Injected {
@@ -758,35 +852,43 @@ impl Faults {
     }
 
     fn injected(&mut self, id: &str, result: Result<(), backend::Error>) {
-        let Some(entry) = self.ledger.get(id).cloned() else {
+        let stopping = self.stopping.is_some();
+        let Some(fault) = self.tracked(id) else {
             return;
         };
-        let Some(fault) = self.faults.get_mut(id) else {
-            return;
+        let (reply, revert_requested) = match std::mem::replace(&mut fault.phase, Phase::Active) {
+            Phase::Injecting {
+                reply,
+                revert_requested,
+            } => (reply, revert_requested),
+            // Never expected (one inject per fault); the fault is now `Active`, so its timer
+            // reverts it at the latest.
+            other => {
+                warn!(fault = %id, "inject finished for a fault that was not injecting");
+                fault.phase = other;
+                return;
+            }
         };
-        let reply = fault.inject_reply.take();
+        let entry = fault.entry.clone();
+        let in_effect = fault.view();
         match result {
             Ok(()) => {
-                fault.effective = true;
-                fault.phase = Phase::Active;
                 self.metrics
                     .injected
                     .with_label_values(&[entry.target.as_str(), entry.action.as_str()])
                     .inc();
                 self.metrics.set_active(&entry, true);
                 info!(fault = %id, target = %entry.target, action = %entry.action, "fault in effect");
-                let revert_now = fault.revert_requested || self.stopping.is_some();
                 if let Some(reply) = reply {
-                    let _ = reply.send(Ok(self.view(&entry, None)));
+                    let _ = reply.send(Ok(in_effect));
                 }
-                if revert_now {
+                if revert_requested || stopping {
                     self.start_revert(id);
                 }
             }
             Err(e) => {
                 // It may have half happened (SIGTERM sent, never exited): revert it anyway.
                 warn!(fault = %id, target = %entry.target, action = %entry.action, error = %e, "inject failed; reverting");
-                fault.phase = Phase::Active;
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(Error::Backend {
                         target: entry.target.clone(),
@@ -800,15 +902,12 @@ impl Faults {
     }
 
     fn start_revert(&mut self, id: &str) {
-        let Some(entry) = self.ledger.get(id).cloned() else {
-            return;
-        };
-        let Some(fault) = self.faults.get_mut(id) else {
+        let Some(fault) = self.tracked(id) else {
             return;
         };
         fault.phase = Phase::Reverting;
-        fault.revert_requested = false;
-        let backend = self.backend(entry.subject.backend());
+        let entry = fault.entry.clone();
+        let backend = self.backends.get(entry.subject.backend());
         let task = self.ops.spawn(async move {
             let result = backend.revert(entry.action, &entry.subject).await;
             Op::Reverted {
@@ -821,37 +920,54 @@ impl Faults {
     }
 
     fn reverted(&mut self, id: &str, result: Result<(), backend::Error>) {
-        let Some(entry) = self.ledger.get(id).cloned() else {
-            return;
-        };
-        let labels = [entry.target.as_str(), entry.action.as_str()];
         match result {
             Ok(()) => {
-                let fault = self.faults.remove(id).expect("a ledger entry has a fault");
+                let fault = self.faults.remove(id);
                 // Only now may the entry go: the revert is done.
-                if let Err(e) = self.ledger.remove(id) {
-                    error!(fault = %id, error = %e, "reverted, but the ledger still lists it; a restart reverts it again (harmlessly)");
-                }
+                let removed = match self.ledger.remove(id) {
+                    Ok(removed) => removed,
+                    Err(e) => {
+                        error!(fault = %id, error = %e, "reverted, but the ledger file still lists it; a restart reverts it again (harmlessly)");
+                        None
+                    }
+                };
+                let (entry, replies) = match (fault, removed) {
+                    (Some(fault), _) => (fault.entry, fault.revert_replies),
+                    // Never expected: a revert runs only for a tracked fault. The revert
+                    // succeeded, so it is reverted either way.
+                    (None, Some(entry)) => {
+                        warn!(fault = %id, "reverted a fault the actor no longer tracked");
+                        (entry, Vec::new())
+                    }
+                    (None, None) => {
+                        warn!(fault = %id, "revert finished for an unknown fault; ignoring");
+                        return;
+                    }
+                };
+                let labels = [entry.target.as_str(), entry.action.as_str()];
                 self.metrics.reverts.with_label_values(&labels).inc();
                 self.metrics.set_active(&entry, false);
                 info!(fault = %id, target = %entry.target, action = %entry.action, "fault reverted");
-                let view = self.view(&entry, Some(now_ms()));
-                for reply in fault.revert_replies {
+                let view = view(&entry, Some(now_ms()), None);
+                for reply in replies {
                     let _ = reply.send(Ok(view.clone()));
                 }
             }
             Err(e) => {
-                let fault = self.faults.get_mut(id).expect("a ledger entry has a fault");
+                let Some(fault) = self.tracked(id) else {
+                    return;
+                };
                 fault.failures += 1;
                 let backoff = backoff(fault.failures);
                 fault.phase = Phase::RetryAt(Instant::now() + backoff);
                 fault.last_error = Some(e.to_string());
+                let replies = std::mem::take(&mut fault.revert_replies);
+                let entry = fault.entry.clone();
                 self.metrics
                     .revert_failures
                     .with_label_values(&[entry.target.as_str()])
                     .inc();
                 warn!(fault = %id, target = %entry.target, action = %entry.action, error = %e, kind = e.kind(), retry_in = ?backoff, "revert failed; retrying");
-                let replies = std::mem::take(&mut fault.revert_replies);
                 let error = Arc::new(e);
                 for reply in replies {
                     let _ = reply.send(Err(Error::Backend {
@@ -864,76 +980,60 @@ impl Faults {
         }
     }
 
+    /// The tracked fault `id`. Should the actor have lost track of a fault the ledger still
+    /// lists (never expected), it adopts it as due for revert rather than leave it in effect;
+    /// an id in neither is logged and ignored. Never panics: this actor is what reverts.
+    fn tracked(&mut self, id: &str) -> Option<&mut Fault> {
+        if !self.faults.contains_key(id) {
+            let Some(entry) = self.ledger.get(id).cloned() else {
+                warn!(fault = %id, "operation finished for an unknown fault; ignoring");
+                return None;
+            };
+            error!(fault = %id, target = %entry.target, "the ledger lists a fault the actor lost track of; reverting it");
+            self.faults.insert(id.to_string(), Fault::adopted(entry));
+        }
+        self.faults.get_mut(id)
+    }
+
     /// The earliest instant a timer must fire: a fault's `revert_at`, a retry, the end of
-    /// the shutdown grace.
+    /// the shutdown grace. Once the grace is over nothing is retried, so only reverts still
+    /// running (not timers) keep `run` going.
     fn next_wake(&self) -> Option<Instant> {
+        let past_grace = self.past_grace(Instant::now());
         let faults = self.faults.values().filter_map(|f| match f.phase {
             Phase::Active => Some(f.revert_at),
-            Phase::RetryAt(at) => Some(at),
-            Phase::Injecting | Phase::Reverting => None,
+            Phase::RetryAt(at) if !past_grace => Some(at),
+            Phase::RetryAt(_) | Phase::Injecting { .. } | Phase::Reverting => None,
         });
-        let grace = self.stopping.map(|since| since + SHUTDOWN_GRACE);
+        let grace = self
+            .stopping
+            .filter(|_| !past_grace)
+            .map(|since| since + SHUTDOWN_GRACE);
         faults.chain(grace).min()
     }
 
     fn on_timer(&mut self) {
         let now = Instant::now();
-        let past_grace = self
-            .stopping
-            .is_some_and(|since| now >= since + SHUTDOWN_GRACE);
-        let due: Vec<String> = self
-            .faults
-            .iter()
-            .filter(|(_, f)| match f.phase {
-                Phase::Active => f.revert_at <= now,
-                Phase::RetryAt(at) => at <= now && !past_grace,
-                Phase::Injecting | Phase::Reverting => false,
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in due {
-            if self.faults[&id].phase == Phase::Active {
-                info!(fault = %id, "fault reached its duration; reverting");
+        let past_grace = self.past_grace(now);
+        let mut due = Vec::new();
+        for (id, fault) in &self.faults {
+            match fault.phase {
+                Phase::Active if fault.revert_at <= now => {
+                    info!(fault = %id, "fault reached its duration; reverting");
+                    due.push(id.clone());
+                }
+                Phase::RetryAt(at) if at <= now && !past_grace => due.push(id.clone()),
+                _ => {}
             }
-            self.start_revert(&id);
         }
-    }
-
-    fn backend(&self, kind: BackendKind) -> Arc<dyn Backend> {
-        match kind {
-            BackendKind::Process => self.process.clone(),
-            BackendKind::Docker => self.docker.clone(),
+        for id in due {
+            self.start_revert(&id);
         }
     }
 
     fn next_id(&mut self) -> String {
         self.next_seq += 1;
         format!("f-{:x}-{}", now_ms(), self.next_seq)
-    }
-
-    fn view(&self, entry: &Entry, reverted_at_ms: Option<i64>) -> FaultView {
-        let fault = self.faults.get(&entry.id);
-        let last_error = fault.and_then(|f| f.last_error.clone());
-        let state = match (reverted_at_ms, &last_error) {
-            (Some(_), _) => FaultState::Reverted,
-            (None, Some(_)) => FaultState::RevertFailing,
-            (None, None) => FaultState::Active,
-        };
-        FaultView {
-            id: entry.id.clone(),
-            target: entry.target.clone(),
-            action: entry.action,
-            backend: entry.subject.backend().as_str(),
-            injected_at_ms: entry.injected_at_ms,
-            revert_by_ms: entry.revert_by_ms,
-            reverted_at_ms,
-            state,
-            last_error: if reverted_at_ms.is_some() {
-                None
-            } else {
-                last_error
-            },
-        }
     }
 }
 
@@ -997,7 +1097,17 @@ fn target_views(config: &Config) -> Vec<TargetView> {
 
 #[cfg(test)]
 mod tests {
+    use std::{
+        collections::VecDeque,
+        path::{Path, PathBuf},
+        sync::Mutex,
+    };
+
+    use futures_util::future::BoxFuture;
+    use tokio::{sync::watch, task::JoinHandle};
+
     use super::*;
+    use crate::faults::backend::{DockerSubject, ProcessSubject};
 
     #[test]
     fn backoff_doubles_to_thirty_seconds() {
@@ -1065,5 +1175,503 @@ mod tests {
         let err = check(InjectRequest::new("kafka").duration(Duration::ZERO)).unwrap_err();
         assert_eq!(err.kind(), "zero_duration");
         assert!(check(InjectRequest::new("kafka").duration(Duration::from_secs(600))).is_ok());
+    }
+
+    /// An operation the fake backend was asked for.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    enum Call {
+        Resolve,
+        Inject,
+        Revert,
+    }
+
+    /// How the fake answers one call.
+    #[derive(Debug, Clone, Copy)]
+    enum Answer {
+        Fail,
+        Panic,
+    }
+
+    /// A backend that records every call with the (paused) clock's time and answers from a
+    /// script: the next scripted answer for that operation, success once there is none.
+    struct Fake {
+        kind: BackendKind,
+        script: Mutex<HashMap<Call, VecDeque<Answer>>>,
+        calls: watch::Sender<Vec<(Call, Action, Instant)>>,
+    }
+
+    impl Fake {
+        fn new(kind: BackendKind) -> Arc<Fake> {
+            Arc::new(Fake {
+                kind,
+                script: Mutex::default(),
+                calls: watch::Sender::new(Vec::new()),
+            })
+        }
+
+        /// Answers the next calls of `call` with `answers`, in order.
+        fn script(&self, call: Call, answers: impl IntoIterator<Item = Answer>) {
+            self.script
+                .lock()
+                .unwrap()
+                .entry(call)
+                .or_default()
+                .extend(answers);
+        }
+
+        /// Every call so far, in order.
+        fn calls(&self) -> Vec<(Call, Action)> {
+            self.calls.borrow().iter().map(|c| (c.0, c.1)).collect()
+        }
+
+        /// Waits until `call` happened `n` times; when each happened.
+        async fn wait_for(&self, call: Call, n: usize) -> Vec<Instant> {
+            let mut calls = self.calls.subscribe();
+            let calls = calls
+                .wait_for(|calls| calls.iter().filter(|c| c.0 == call).count() >= n)
+                .await
+                .unwrap();
+            calls.iter().filter(|c| c.0 == call).map(|c| c.2).collect()
+        }
+
+        fn answer(&self, call: Call, action: Action) -> Result<(), backend::Error> {
+            self.calls
+                .send_modify(|calls| calls.push((call, action, Instant::now())));
+            let answer = self
+                .script
+                .lock()
+                .unwrap()
+                .get_mut(&call)
+                .and_then(VecDeque::pop_front);
+            match answer {
+                None => Ok(()),
+                Some(Answer::Fail) => Err(backend::Error::NotRunning(format!(
+                    "scripted {call:?} failure"
+                ))),
+                Some(Answer::Panic) => panic!("scripted {call:?} panic"),
+            }
+        }
+    }
+
+    impl Backend for Fake {
+        fn kind(&self) -> BackendKind {
+            self.kind
+        }
+
+        fn resolve<'a>(
+            &'a self,
+            target: &'a Target,
+            action: Action,
+        ) -> BoxFuture<'a, Result<Subject, backend::Error>> {
+            Box::pin(async move {
+                self.answer(Call::Resolve, action)?;
+                Ok(match target {
+                    Target::Process(t) => Subject::Process(ProcessSubject {
+                        pid: 4242,
+                        start_ticks: 1,
+                        pid_file: t.pid_file.clone(),
+                        start: t.start.clone(),
+                    }),
+                    Target::Docker(t) => Subject::Docker(container(
+                        t.container
+                            .as_deref()
+                            .or(t.service.as_deref())
+                            .unwrap_or("x"),
+                    )),
+                })
+            })
+        }
+
+        fn inject<'a>(
+            &'a self,
+            action: Action,
+            _subject: &'a Subject,
+        ) -> BoxFuture<'a, Result<(), backend::Error>> {
+            Box::pin(async move { self.answer(Call::Inject, action) })
+        }
+
+        fn revert<'a>(
+            &'a self,
+            action: Action,
+            _subject: &'a Subject,
+        ) -> BoxFuture<'a, Result<(), backend::Error>> {
+            Box::pin(async move { self.answer(Call::Revert, action) })
+        }
+    }
+
+    fn container(name: &str) -> DockerSubject {
+        DockerSubject {
+            container_id: format!("{name}-id"),
+            container_name: name.to_string(),
+            service: None,
+            network: None,
+            aliases: Vec::new(),
+        }
+    }
+
+    /// The default targets (process: kafka, jobmanager, taskmanager-1/2) with the ledger in
+    /// `dir`.
+    fn fake_config(dir: &Path) -> Config {
+        Config {
+            ledger: dir.join("faults.json"),
+            ..Config::default()
+        }
+    }
+
+    /// An actor on fake backends, running.
+    struct Running {
+        handle: Handle,
+        process: Arc<Fake>,
+        docker: Arc<Fake>,
+        registry: Registry,
+        cancel: CancellationToken,
+        task: JoinHandle<()>,
+        ledger: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Running {
+        /// Builds the actor with `fake_config` on `dir` (whose ledger may already hold
+        /// faults) and fakes scripted by `script(process, docker)`, and spawns `run`.
+        fn start(dir: tempfile::TempDir, script: impl FnOnce(&Fake, &Fake)) -> Running {
+            let config = fake_config(dir.path());
+            let (process, docker) = (
+                Fake::new(BackendKind::Process),
+                Fake::new(BackendKind::Docker),
+            );
+            script(&process, &docker);
+            let registry = Registry::new();
+            let backends = Backends::new(process.clone(), docker.clone());
+            let (faults, handle) =
+                Faults::build_with_backends(&config, &registry, backends).unwrap();
+            let cancel = CancellationToken::new();
+            let task = tokio::spawn(faults.run(cancel.clone()));
+            Running {
+                handle,
+                process,
+                docker,
+                registry,
+                cancel,
+                task,
+                ledger: config.ledger,
+                _dir: dir,
+            }
+        }
+
+        /// Cancels `run` and waits for it to return.
+        async fn stop(&mut self) {
+            self.cancel.cancel();
+            (&mut self.task).await.unwrap();
+        }
+
+        /// What the ledger file holds.
+        fn ledger(&self) -> Vec<Entry> {
+            Ledger::open(&self.ledger).unwrap().entries().to_vec()
+        }
+
+        /// The value of counter `name` in the series with these label values (0 if absent).
+        fn counter(&self, name: &str, labels: &[&str]) -> u64 {
+            self.series(name, labels)
+                .map_or(0, |m| m.get_counter().get_value() as u64)
+        }
+
+        /// `firedrill_fault_active{target, action}`.
+        fn active(&self, target: &str, action: Action) -> i64 {
+            self.series("firedrill_fault_active", &[target, action.as_str()])
+                .map_or(0, |m| m.get_gauge().get_value() as i64)
+        }
+
+        fn series(&self, name: &str, labels: &[&str]) -> Option<prometheus::proto::Metric> {
+            self.registry
+                .gather()
+                .iter()
+                .filter(|f| f.name() == name)
+                .flat_map(|f| f.get_metric())
+                .find(|m| {
+                    labels
+                        .iter()
+                        .all(|v| m.get_label().iter().any(|l| l.value() == *v))
+                })
+                .cloned()
+        }
+    }
+
+    /// Waits until fault `id` has been reverted, if a revert was already under way: a
+    /// revert request joins the one in flight, or finds the fault gone.
+    async fn reverted(handle: &Handle, id: &str) {
+        match handle.revert(id).await {
+            Ok(view) => assert_eq!(view.state, FaultState::Reverted),
+            Err(Error::NotFound(_)) => {}
+            Err(e) => panic!("revert of {id} failed: {e}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_revert_is_retried_with_backoff_until_it_succeeds() {
+        let mut actor = Running::start(tempfile::tempdir().unwrap(), |process, _| {
+            process.script(Call::Revert, [Answer::Fail; 3]);
+        });
+        let request = InjectRequest::new("kafka").duration(Duration::from_secs(300));
+        let fault = actor.handle.inject(request).await.unwrap();
+        assert_eq!(
+            (fault.state, fault.action),
+            (FaultState::Active, Action::Stop)
+        );
+        assert_eq!(actor.active("kafka", Action::Stop), 1);
+
+        // The client's revert fails: it is told, and the fault stays, failing.
+        let err = actor.handle.revert(&fault.id).await.unwrap_err();
+        assert_eq!(err.kind(), "backend");
+        assert!(err.to_string().contains("scripted Revert failure"), "{err}");
+        let listed = actor.handle.list().await;
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].state, FaultState::RevertFailing);
+        assert!(listed[0].last_error.is_some());
+        assert_eq!(actor.ledger().len(), 1);
+        let failures =
+            |actor: &Running| actor.counter("firedrill_fault_revert_failures_total", &["kafka"]);
+        assert_eq!(failures(&actor), 1);
+
+        // Retried after 1 s, 2 s and 4 s; the fourth attempt succeeds.
+        let attempts = actor.process.wait_for(Call::Revert, 4).await;
+        let gaps: Vec<u64> = attempts
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs())
+            .collect();
+        assert_eq!(gaps, [1, 2, 4]);
+        reverted(&actor.handle, &fault.id).await;
+        assert!(actor.handle.list().await.is_empty());
+        assert!(actor.ledger().is_empty());
+        assert_eq!(failures(&actor), 3);
+        let labels = ["kafka", "stop"];
+        assert_eq!(actor.counter("firedrill_fault_reverts_total", &labels), 1);
+        assert_eq!(actor.counter("firedrill_faults_injected_total", &labels), 1);
+        assert_eq!(actor.active("kafka", Action::Stop), 0);
+        actor.stop().await;
+        assert_eq!(actor.process.calls().len(), 6, "resolve, inject, 4 reverts");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fault_reverts_itself_when_its_duration_runs_out() {
+        let mut actor = Running::start(tempfile::tempdir().unwrap(), |_, _| {});
+        let max = actor.handle.max_duration();
+        let request = InjectRequest::new("taskmanager").duration(max);
+        let fault = actor.handle.inject(request).await.unwrap();
+        assert_eq!(fault.target, "taskmanager-1");
+        assert_eq!(
+            fault.revert_by_ms - fault.injected_at_ms,
+            max.as_millis() as i64
+        );
+
+        let injected = actor.process.wait_for(Call::Inject, 1).await[0];
+        let reverted_at = actor.process.wait_for(Call::Revert, 1).await[0];
+        assert_eq!(reverted_at - injected, max);
+        reverted(&actor.handle, &fault.id).await;
+        assert!(actor.ledger().is_empty());
+        let labels = ["taskmanager-1", "kill"];
+        assert_eq!(actor.counter("firedrill_fault_reverts_total", &labels), 1);
+        assert_eq!(actor.active("taskmanager-1", Action::Kill), 0);
+        // Longer than max_duration is refused before anything runs.
+        let too_long = InjectRequest::new("kafka").duration(max + Duration::from_secs(1));
+        let err = actor.handle.inject(too_long).await.unwrap_err();
+        assert_eq!(err.kind(), "duration_too_long");
+        actor.stop().await;
+        assert_eq!(
+            actor.process.calls(),
+            [
+                (Call::Resolve, Action::Kill),
+                (Call::Inject, Action::Kill),
+                (Call::Revert, Action::Kill)
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelling_reverts_an_active_fault_before_run_returns() {
+        let mut actor = Running::start(tempfile::tempdir().unwrap(), |_, _| {});
+        let request = InjectRequest::new("kafka").action(Action::Pause);
+        let fault = actor.handle.inject(request).await.unwrap();
+        assert_eq!(actor.ledger().len(), 1);
+        let start = Instant::now();
+
+        actor.stop().await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "no wait for the fault's duration"
+        );
+        assert_eq!(
+            actor.process.calls(),
+            [
+                (Call::Resolve, Action::Pause),
+                (Call::Inject, Action::Pause),
+                (Call::Revert, Action::Pause)
+            ]
+        );
+        assert!(actor.ledger().is_empty());
+        let labels = ["kafka", "pause"];
+        assert_eq!(actor.counter("firedrill_fault_reverts_total", &labels), 1);
+        assert_eq!(actor.active("kafka", Action::Pause), 0);
+        let err = actor.handle.revert(&fault.id).await.unwrap_err();
+        assert_eq!(err.kind(), "stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_retries_failing_reverts_for_the_grace_then_leaves_them_in_the_ledger() {
+        let mut actor = Running::start(tempfile::tempdir().unwrap(), |process, _| {
+            process.script(Call::Revert, [Answer::Fail; 100]);
+        });
+        let fault = actor
+            .handle
+            .inject(InjectRequest::new("jobmanager"))
+            .await
+            .unwrap();
+        let start = Instant::now();
+
+        actor.stop().await;
+        assert_eq!(start.elapsed(), SHUTDOWN_GRACE);
+        // At 0, 1, 3, 7, 15 and 31 s; the next (61 s) is past the grace.
+        let attempts = actor.process.wait_for(Call::Revert, 6).await;
+        assert_eq!(attempts.len(), 6);
+        assert_eq!(
+            actor.counter("firedrill_fault_revert_failures_total", &["jobmanager"]),
+            6
+        );
+        let left: Vec<String> = actor.ledger().into_iter().map(|e| e.id).collect();
+        assert_eq!(left, [fault.id]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn startup_reverts_what_the_ledger_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&fake_config(dir.path()).ledger).unwrap();
+        let left = |id: &str, target: &str, action, subject| Entry {
+            id: id.to_string(),
+            target: target.to_string(),
+            action,
+            injected_at_ms: 1_000,
+            revert_by_ms: 31_000,
+            subject,
+        };
+        let kafka = Subject::Process(ProcessSubject {
+            pid: 77,
+            start_ticks: 5,
+            pid_file: ".stack/pids/kafka.pid".into(),
+            start: vec!["start-kafka".into()],
+        });
+        ledger
+            .insert(left("f-1", "kafka", Action::Stop, kafka))
+            .unwrap();
+        let db = Subject::Docker(container("db"));
+        ledger.insert(left("f-2", "db", Action::Pause, db)).unwrap();
+        drop(ledger);
+
+        let mut actor = Running::start(dir, |_, docker| {
+            docker.script(Call::Revert, [Answer::Fail]);
+        });
+        actor.process.wait_for(Call::Revert, 1).await;
+        let attempts = actor.docker.wait_for(Call::Revert, 2).await;
+        assert_eq!(attempts[1] - attempts[0], Duration::from_secs(1));
+        reverted(&actor.handle, "f-1").await;
+        reverted(&actor.handle, "f-2").await;
+        assert!(actor.ledger().is_empty());
+        assert_eq!(actor.process.calls(), [(Call::Revert, Action::Stop)]);
+        assert_eq!(
+            actor.docker.calls(),
+            [(Call::Revert, Action::Pause), (Call::Revert, Action::Pause)]
+        );
+        assert_eq!(
+            actor.counter("firedrill_fault_reverts_total", &["db", "pause"]),
+            1
+        );
+        assert_eq!(
+            actor.counter("firedrill_fault_revert_failures_total", &["db"]),
+            1
+        );
+        assert_eq!(actor.active("kafka", Action::Stop), 0);
+        actor.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_inject_is_reverted_anyway() {
+        let mut actor = Running::start(tempfile::tempdir().unwrap(), |process, _| {
+            process.script(Call::Inject, [Answer::Fail]);
+        });
+        let err = actor
+            .handle
+            .inject(InjectRequest::new("kafka"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "backend");
+        actor.process.wait_for(Call::Revert, 1).await;
+        actor.stop().await;
+        assert!(actor.ledger().is_empty());
+        let labels = ["kafka", "stop"];
+        assert_eq!(actor.counter("firedrill_faults_injected_total", &labels), 0);
+        assert_eq!(actor.counter("firedrill_fault_reverts_total", &labels), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_revert_counts_as_a_failure_and_is_retried() {
+        let mut actor = Running::start(tempfile::tempdir().unwrap(), |process, _| {
+            process.script(Call::Revert, [Answer::Panic]);
+        });
+        let fault = actor
+            .handle
+            .inject(InjectRequest::new("kafka"))
+            .await
+            .unwrap();
+        let err = actor.handle.revert(&fault.id).await.unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        actor.process.wait_for(Call::Revert, 2).await;
+        reverted(&actor.handle, &fault.id).await;
+        assert!(actor.ledger().is_empty());
+        assert_eq!(
+            actor.counter("firedrill_fault_revert_failures_total", &["kafka"]),
+            1
+        );
+        actor.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn state_out_of_step_is_reverted_or_logged_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = fake_config(dir.path());
+        let mut ledger = Ledger::open(&config.ledger).unwrap();
+        let entry = Entry {
+            id: "f-lost".into(),
+            target: "db".into(),
+            action: Action::Pause,
+            injected_at_ms: 1_000,
+            revert_by_ms: 2_000,
+            subject: Subject::Docker(container("db")),
+        };
+        ledger.insert(entry).unwrap();
+        drop(ledger);
+        let docker = Fake::new(BackendKind::Docker);
+        let backends = Backends::new(Fake::new(BackendKind::Process), docker.clone());
+        let (mut faults, _handle) =
+            Faults::build_with_backends(&config, &Registry::new(), backends).unwrap();
+        // The actor never tracked "f-lost" (run would have), yet the ledger lists it.
+        let failed = || Err(backend::Error::NotRunning("still paused".into()));
+
+        faults.reverted("f-lost", failed());
+        let fault = &faults.faults["f-lost"];
+        assert!(matches!(fault.phase, Phase::RetryAt(_)));
+        assert_eq!(fault.failures, 1);
+        faults.injected("f-lost", Ok(()));
+        assert!(matches!(faults.faults["f-lost"].phase, Phase::RetryAt(_)));
+        faults.reverted("f-lost", Ok(()));
+        assert!(faults.faults.is_empty());
+        assert!(faults.ledger.entries().is_empty());
+
+        // Ids nobody knows: logged and dropped.
+        faults.reverted("f-ghost", Ok(()));
+        faults.reverted("f-ghost", failed());
+        faults.injected("f-ghost", Ok(()));
+        faults.start_revert("f-ghost");
+        faults.prepared("f-ghost".into(), Err(Error::Stopped));
+        assert!(faults.faults.is_empty() && faults.ops.is_empty());
+        assert!(docker.calls().is_empty());
     }
 }

@@ -7,7 +7,8 @@
 //! - `backend`: the [`Backend`] trait and what a backend records to revert without config;
 //! - `process`: signals to a pid from a pid file, restart by running an argv;
 //! - `docker`: stop/kill/pause/disconnect of a container through the Docker engine (bollard);
-//! - `actor`: the [`Faults`] actor that owns the ledger and every fault's lifecycle, and the
+//! - `actor`: the [`Faults`] actor that owns the ledger and every fault's lifecycle, the
+//!   [`Backends`] it breaks targets with (real, or scripted fakes in its tests), and the
 //!   [`Handle`] the HTTP API and drills use.
 //!
 //! The guarantees (see `actor` for how they are kept): a fault is in the ledger before it
@@ -31,7 +32,7 @@ use std::{fmt, time::Duration};
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use self::{
-    actor::{Faults, Handle, SHUTDOWN_GRACE},
+    actor::{Backends, Faults, Handle, SHUTDOWN_GRACE},
     backend::{Backend, BackendKind, Subject},
     config::{Config, Target},
 };
