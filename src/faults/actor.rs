@@ -1190,6 +1190,8 @@ mod tests {
     enum Answer {
         Fail,
         Panic,
+        /// Succeeds after this long (on the paused clock).
+        After(Duration),
     }
 
     /// A backend that records every call with the (paused) clock's time and answers from a
@@ -1234,7 +1236,7 @@ mod tests {
             calls.iter().filter(|c| c.0 == call).map(|c| c.2).collect()
         }
 
-        fn answer(&self, call: Call, action: Action) -> Result<(), backend::Error> {
+        async fn answer(&self, call: Call, action: Action) -> Result<(), backend::Error> {
             self.calls
                 .send_modify(|calls| calls.push((call, action, Instant::now())));
             let answer = self
@@ -1249,6 +1251,10 @@ mod tests {
                     "scripted {call:?} failure"
                 ))),
                 Some(Answer::Panic) => panic!("scripted {call:?} panic"),
+                Some(Answer::After(delay)) => {
+                    tokio::time::sleep(delay).await;
+                    Ok(())
+                }
             }
         }
     }
@@ -1264,7 +1270,7 @@ mod tests {
             action: Action,
         ) -> BoxFuture<'a, Result<Subject, backend::Error>> {
             Box::pin(async move {
-                self.answer(Call::Resolve, action)?;
+                self.answer(Call::Resolve, action).await?;
                 Ok(match target {
                     Target::Process(t) => Subject::Process(ProcessSubject {
                         pid: 4242,
@@ -1287,7 +1293,7 @@ mod tests {
             action: Action,
             _subject: &'a Subject,
         ) -> BoxFuture<'a, Result<(), backend::Error>> {
-            Box::pin(async move { self.answer(Call::Inject, action) })
+            Box::pin(async move { self.answer(Call::Inject, action).await })
         }
 
         fn revert<'a>(
@@ -1295,7 +1301,7 @@ mod tests {
             action: Action,
             _subject: &'a Subject,
         ) -> BoxFuture<'a, Result<(), backend::Error>> {
-            Box::pin(async move { self.answer(Call::Revert, action) })
+            Box::pin(async move { self.answer(Call::Revert, action).await })
         }
     }
 
@@ -1539,6 +1545,45 @@ mod tests {
         );
         let left: Vec<String> = actor.ledger().into_iter().map(|e| e.id).collect();
         assert_eq!(left, [fault.id]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelling_during_an_inject_reverts_once_the_inject_is_done() {
+        let mut actor = Running::start(tempfile::tempdir().unwrap(), |process, _| {
+            process.script(Call::Inject, [Answer::After(Duration::from_secs(5))]);
+        });
+        let handle = actor.handle.clone();
+        let inject = tokio::spawn(async move { handle.inject(InjectRequest::new("kafka")).await });
+        let start = actor.process.wait_for(Call::Inject, 1).await[0];
+
+        actor.stop().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        let fault = inject.await.unwrap().unwrap();
+        assert_eq!(fault.state, FaultState::Active, "it did take effect");
+        let calls: Vec<Call> = actor.process.calls().into_iter().map(|c| c.0).collect();
+        assert_eq!(calls, [Call::Resolve, Call::Inject, Call::Revert]);
+        assert!(actor.ledger().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_revert_still_running_when_the_grace_ends_is_awaited() {
+        let slow = SHUTDOWN_GRACE + Duration::from_secs(40);
+        let mut actor = Running::start(tempfile::tempdir().unwrap(), |process, _| {
+            process.script(Call::Revert, [Answer::After(slow)]);
+        });
+        actor
+            .handle
+            .inject(InjectRequest::new("kafka"))
+            .await
+            .unwrap();
+        let start = Instant::now();
+
+        // Past the grace only the running revert keeps `run` going: no timer is due, so the
+        // paused clock can move on to the revert's end (a due timer would spin).
+        actor.stop().await;
+        assert_eq!(start.elapsed(), slow);
+        assert!(actor.ledger().is_empty());
+        assert_eq!(actor.process.wait_for(Call::Revert, 1).await.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
