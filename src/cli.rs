@@ -1,17 +1,26 @@
 //! The client subcommands: `drill`, `fault`, `report` talk to a running daemon's admin API;
-//! `compare` reads two report files. Each returns the process exit code for `main`.
+//! `compare` reads two report files. Each returns the process exit code for `main`. Also the
+//! two ways to start a drill: its arguments (a bare number of seconds is a duration, as in
+//! the seed's `disaster-drill.py taskmanager 60`) or, without a scenario, the menu asked on
+//! the terminal ([`menu`], a pure function of its input and output; [`ask_drill`] the shell).
 //!
 //! Does not own the daemon (`serve`, in `main` and `app`).
 
-use std::{path::Path, process::ExitCode, time::Duration};
+use std::{
+    io::{self, BufRead, IsTerminal, Write},
+    path::Path,
+    process::ExitCode,
+    time::Duration,
+};
 
 use serde_json::Value;
 
-use crate::drills::{compare, report::Report};
+use crate::drills::{self, compare, report::Report, Scenario};
 
 /// Exit code when the drill ran and its integrity verdict is FAIL.
 pub const EXIT_INTEGRITY_FAIL: u8 = 1;
-/// Exit code when the request failed or the drill did not finish (refused, aborted, failed).
+/// Exit code when the request failed or the drill did not finish (refused, aborted, failed),
+/// or none was started because the menu was quit.
 pub const EXIT_ERROR: u8 = 2;
 
 /// Where the daemon is and how to authenticate.
@@ -79,6 +88,146 @@ impl Client {
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(EXIT_ERROR)
+}
+
+/// A duration argument (fault duration, baseline) as the daemon is sent it: a bare number is
+/// seconds (`60` becomes `60s`, as the seed's `disaster-drill.py taskmanager 60` meant it);
+/// anything else must be a humantime duration (`90s`, `2m`) and is sent as written. Zero is
+/// refused here rather than by the daemon.
+pub fn parse_duration(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let text = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{s}s")
+    } else {
+        s.to_string()
+    };
+    match humantime::parse_duration(&text) {
+        Ok(d) if d.is_zero() => Err("a duration must be greater than zero".to_string()),
+        Ok(_) => Ok(text),
+        Err(e) => Err(format!(
+            "not a duration ({e}); use seconds (60) or e.g. 90s, 2m"
+        )),
+    }
+}
+
+/// The menu's drills, in the order it numbers them.
+const MENU: [(Scenario, &str); 4] = [
+    (Scenario::Taskmanager, "TaskManager failure"),
+    (Scenario::Jobmanager, "JobManager failure"),
+    (Scenario::Kafka, "Kafka outage"),
+    (Scenario::Comprehensive, "Comprehensive (all three)"),
+];
+
+/// A drill chosen in the menu.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// What to break.
+    pub scenario: Scenario,
+    /// As [`parse_duration`] returns it; `None` leaves it to the daemon's
+    /// `[drills] fault_duration`.
+    pub fault_duration: Option<String>,
+}
+
+/// The menu of `firedrill drill` without a scenario: lists the four drills, reads a choice
+/// (1-4 or a scenario name), then the fault duration (Enter: the daemon's default). An
+/// invalid answer is explained and asked again. `None` when the user quits (`q` or end of
+/// input): no drill is to be started.
+pub fn menu(input: &mut impl BufRead, output: &mut impl Write) -> io::Result<Option<Choice>> {
+    writeln!(output, "Which drill?")?;
+    for (number, (_, name)) in (1..).zip(MENU) {
+        writeln!(output, "  {number}) {name}")?;
+    }
+    let scenario = loop {
+        let Some(answer) = ask(input, output, "Drill [1-4, q to quit]: ")? else {
+            return Ok(None);
+        };
+        let picked = match answer.parse::<usize>() {
+            Ok(n @ 1..=4) => Some(MENU[n - 1].0),
+            _ => Scenario::parse(&answer.to_ascii_lowercase()),
+        };
+        match picked {
+            Some(scenario) => break scenario,
+            None => writeln!(
+                output,
+                "  {answer:?} is not a drill: type 1, 2, 3 or 4 (or q to quit)"
+            )?,
+        }
+    };
+    // The CLI does not know the daemon's configured value, only the value it ships with:
+    // Enter sends no duration, so the daemon applies its own.
+    let shipped = humantime::format_duration(drills::Config::default().fault_duration);
+    let prompt = format!(
+        "Fault duration, seconds or e.g. 2m [Enter: the daemon's default, {shipped} unless configured]: "
+    );
+    let fault_duration = loop {
+        let Some(answer) = ask(input, output, &prompt)? else {
+            return Ok(None);
+        };
+        if answer.is_empty() {
+            break None;
+        }
+        match parse_duration(&answer) {
+            Ok(duration) => break Some(duration),
+            Err(e) => writeln!(
+                output,
+                "  {answer:?}: {e}. Enter for the default, q to quit"
+            )?,
+        }
+    };
+    writeln!(
+        output,
+        "Starting a {} drill, fault duration {}.",
+        scenario.as_str(),
+        fault_duration.as_deref().unwrap_or("the daemon's default")
+    )?;
+    Ok(Some(Choice {
+        scenario,
+        fault_duration,
+    }))
+}
+
+/// Shows `prompt`, reads one line, trimmed. `None` at end of input or on `q`/`quit`.
+fn ask(
+    input: &mut impl BufRead,
+    output: &mut impl Write,
+    prompt: &str,
+) -> io::Result<Option<String>> {
+    write!(output, "{prompt}")?;
+    output.flush()?;
+    let mut line = String::new();
+    if input.read_line(&mut line)? == 0 {
+        writeln!(output)?; // end of input left the cursor after the prompt
+        return Ok(None);
+    }
+    let answer = line.trim();
+    if answer.eq_ignore_ascii_case("q") || answer.eq_ignore_ascii_case("quit") {
+        return Ok(None);
+    }
+    Ok(Some(answer.to_string()))
+}
+
+/// What `firedrill drill` without a scenario came to.
+#[derive(Debug)]
+pub enum Asked {
+    /// The user chose this drill.
+    Drill(Choice),
+    /// The user quit the menu: no drill.
+    Quit,
+    /// stdin is not a terminal: there is nobody to ask (a script forgot the scenario).
+    NoTerminal,
+}
+
+/// The shell around [`menu`]: asks on the terminal when stdin is one. The menu is written to
+/// stderr, as the drill's progress is, so that stdout stays the report.
+pub fn ask_drill() -> io::Result<Asked> {
+    let stdin = io::stdin();
+    if !stdin.is_terminal() {
+        return Ok(Asked::NoTerminal);
+    }
+    Ok(match menu(&mut stdin.lock(), &mut io::stderr())? {
+        Some(choice) => Asked::Drill(choice),
+        None => Asked::Quit,
+    })
 }
 
 /// `firedrill drill SCENARIO [DURATION]`: starts a drill, shows its progress, prints the
@@ -225,4 +374,91 @@ pub fn compare(a: &Path, b: &Path, format: &str) -> ExitCode {
         _ => println!("{}", comparison.markdown()),
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_menu(input: &str) -> (Option<Choice>, String) {
+        let mut output = Vec::new();
+        let choice = menu(&mut input.as_bytes(), &mut output).expect("in-memory I/O");
+        (choice, String::from_utf8(output).expect("utf-8"))
+    }
+
+    fn chose(scenario: Scenario, fault_duration: Option<&str>) -> Option<Choice> {
+        Some(Choice {
+            scenario,
+            fault_duration: fault_duration.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn bare_numbers_are_seconds_and_humantime_is_kept() {
+        assert_eq!(parse_duration("60").as_deref(), Ok("60s"));
+        assert_eq!(parse_duration(" 60 ").as_deref(), Ok("60s"));
+        assert_eq!(parse_duration("60s").as_deref(), Ok("60s"));
+        assert_eq!(parse_duration("2m").as_deref(), Ok("2m"));
+        assert_eq!(parse_duration("1m 30s").as_deref(), Ok("1m 30s"));
+        for bad in ["", "abc", "60x", "-5", "1.5", "99999999999999999999"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+        for zero in ["0", "0s"] {
+            assert_eq!(
+                parse_duration(zero),
+                Err("a duration must be greater than zero".to_string())
+            );
+        }
+    }
+
+    #[test]
+    fn menu_lists_the_drills_and_enter_takes_the_daemons_default() {
+        let (choice, output) = run_menu("1\n\n");
+        assert_eq!(choice, chose(Scenario::Taskmanager, None));
+        for line in [
+            "1) TaskManager failure",
+            "2) JobManager failure",
+            "3) Kafka outage",
+            "4) Comprehensive (all three)",
+            "[Enter: the daemon's default, 30s unless configured]",
+            "Starting a taskmanager drill, fault duration the daemon's default.",
+        ] {
+            assert!(output.contains(line), "no {line:?} in:\n{output}");
+        }
+    }
+
+    #[test]
+    fn menu_takes_numbers_names_and_durations() {
+        assert_eq!(
+            run_menu("2\n60\n").0,
+            chose(Scenario::Jobmanager, Some("60s"))
+        );
+        assert_eq!(run_menu(" 3 \n2m\n").0, chose(Scenario::Kafka, Some("2m")));
+        assert_eq!(
+            run_menu("Comprehensive\n90s").0,
+            chose(Scenario::Comprehensive, Some("90s"))
+        );
+    }
+
+    #[test]
+    fn menu_asks_again_after_invalid_input() {
+        let (choice, output) = run_menu("9\n\nkafak\n4\nsoon\n0\n45\n");
+        assert_eq!(choice, chose(Scenario::Comprehensive, Some("45s")));
+        assert_eq!(output.matches("Drill [1-4, q to quit]: ").count(), 4);
+        assert!(output.contains("\"9\" is not a drill: type 1, 2, 3 or 4 (or q to quit)"));
+        assert!(output.contains("\"\" is not a drill"));
+        assert!(output.contains("\"kafak\" is not a drill"));
+        assert_eq!(output.matches("Fault duration").count(), 3);
+        assert!(output.contains("\"soon\": not a duration"));
+        assert!(output.contains("\"0\": a duration must be greater than zero"));
+    }
+
+    #[test]
+    fn q_or_end_of_input_quits_without_a_drill() {
+        for input in ["", "q\n", "Q\n", "9\nquit\n", "1\n", "1\nq\n", "9\n"] {
+            let (choice, output) = run_menu(input);
+            assert_eq!(choice, None, "{input:?} chose a drill");
+            assert!(!output.contains("Starting"), "{input:?}: {output}");
+        }
+    }
 }

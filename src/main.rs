@@ -3,11 +3,17 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Parser, Subcommand};
-use firedrill::{app::App, cli, config::Config, metrics, telemetry};
+use clap::{error::ErrorKind, CommandFactory, Parser, Subcommand};
+use firedrill::{
+    app::App,
+    cli::{self, Asked},
+    config::Config,
+    metrics, telemetry,
+};
 use tracing::{error, info};
 
-/// Exit code for a configuration error (EX_USAGE).
+/// Exit code for a configuration error, or `drill` with no scenario and no terminal to ask
+/// one on (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
 
 #[derive(Parser)]
@@ -37,15 +43,19 @@ enum Command {
         /// Config file (TOML).
         file: PathBuf,
     },
-    /// Run a drill on the daemon, show its progress and print the report. Exits 1 when
-    /// data integrity FAILs, 2 when the drill does not finish.
+    /// Run a drill on the daemon, show its progress and print the report. Without a
+    /// scenario, asks for one in a menu when stdin is a terminal. Exits 1 when data
+    /// integrity FAILs, 2 when the drill does not finish (or the menu is quit), 64 without a
+    /// scenario when stdin is not a terminal.
     Drill {
-        /// taskmanager, jobmanager, kafka or comprehensive.
-        scenario: String,
-        /// How long the fault lasts, e.g. 60s (the daemon's default when absent).
+        /// taskmanager, jobmanager, kafka or comprehensive; absent: a menu asks.
+        scenario: Option<String>,
+        /// How long the fault lasts: seconds (60) or e.g. 90s, 2m (the daemon's default when
+        /// absent).
+        #[arg(value_parser = cli::parse_duration)]
         fault_duration: Option<String>,
-        /// Baseline length, e.g. 20s.
-        #[arg(long)]
+        /// Baseline length: seconds (20) or e.g. 20s.
+        #[arg(long, value_parser = cli::parse_duration)]
         baseline: Option<String>,
         /// A fault target other than the scenario's default, e.g. taskmanager-2.
         #[arg(long)]
@@ -117,6 +127,23 @@ impl Api {
     }
 }
 
+/// `drill` without a scenario and without a terminal: clap's usage error, exit 64 rather than
+/// waiting on a stdin nobody types into.
+fn drill_usage_error() -> ExitCode {
+    let mut command = Cli::command();
+    command.build();
+    let drill = command
+        .find_subcommand_mut("drill")
+        .expect("the drill subcommand");
+    let error = drill.error(
+        ErrorKind::MissingRequiredArgument,
+        "name a scenario (taskmanager, jobmanager, kafka or comprehensive); \
+         without one the menu needs stdin to be a terminal",
+    );
+    let _ = error.print();
+    ExitCode::from(EXIT_CONFIG)
+}
+
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -148,6 +175,23 @@ fn main() -> ExitCode {
             format,
             api,
         } => {
+            let (scenario, fault_duration) = match scenario {
+                Some(scenario) => (scenario, fault_duration),
+                None => match cli::ask_drill() {
+                    Ok(Asked::Drill(choice)) => {
+                        (choice.scenario.as_str().to_string(), choice.fault_duration)
+                    }
+                    Ok(Asked::Quit) => {
+                        eprintln!("no drill started");
+                        return ExitCode::from(cli::EXIT_ERROR);
+                    }
+                    Ok(Asked::NoTerminal) => return drill_usage_error(),
+                    Err(e) => {
+                        eprintln!("error: reading the menu's answers: {e}");
+                        return ExitCode::from(cli::EXIT_ERROR);
+                    }
+                },
+            };
             let body = serde_json::json!({
                 "scenario": scenario,
                 "fault_duration": fault_duration,
