@@ -139,6 +139,102 @@ fn phase(report: &serde_json::Value, name: &str) -> Option<i64> {
         .and_then(|p| p["at_ms"].as_i64())
 }
 
+/// The drill's output figures recomputed by the test from its own reading of
+/// `processed_orders` (record by record, not firedrill's 100 ms buckets), with the report's
+/// window and thresholds.
+#[derive(Debug)]
+struct Evidence {
+    gaps: Vec<(i64, i64)>,
+    recovered_at: Option<i64>,
+    downtime_s: f64,
+}
+
+fn evidence(times: &[kafka::OutputTime], report: &serde_json::Value) -> Evidence {
+    let out = &report["output"];
+    let from = out["from_ms"].as_i64().expect("output.from_ms");
+    let to = out["to_ms"].as_i64().expect("output.to_ms");
+    let min_gap = (out["min_gap_s"].as_f64().unwrap() * 1000.0) as i64;
+    let band = (out["caught_up_latency_s"].as_f64().unwrap() * 1000.0) as i64;
+    let mut sorted: Vec<&kafka::OutputTime> = times.iter().collect();
+    sorted.sort_by_key(|t| t.processed_at_ms);
+    let mut gaps = Vec::new();
+    for pair in sorted.windows(2) {
+        let (a, b) = (pair[0].processed_at_ms, pair[1].processed_at_ms);
+        if b >= from && b < to && b - a >= min_gap {
+            gaps.push((a.max(from), b));
+        }
+    }
+    let window: Vec<&&kafka::OutputTime> = sorted
+        .iter()
+        .filter(|t| t.processed_at_ms >= from && t.processed_at_ms < to)
+        .collect();
+    let late = |t: &kafka::OutputTime| t.processed_at_ms - t.event_time_ms > band;
+    let caught_up = match window.iter().rposition(|t| late(t)) {
+        None if window.is_empty() => None,
+        None => Some(from),
+        Some(i) => window.get(i + 1).map(|t| t.processed_at_ms),
+    };
+    let recovered_at = caught_up.map(|c| gaps.last().map_or(c, |g| g.1.max(c)));
+    let until = recovered_at.unwrap_or(to);
+    let downtime_ms: i64 = gaps.iter().map(|(a, b)| ((*b).min(until) - a).max(0)).sum();
+    Evidence {
+        gaps,
+        recovered_at,
+        downtime_s: downtime_ms as f64 / 1000.0,
+    }
+}
+
+/// Downtime, time to recover and first output agree with the test's own reading of the
+/// output within 1 s; returns the evidence for further checks.
+fn assert_output_evidence(report: &serde_json::Value, times: &[kafka::OutputTime]) -> Evidence {
+    let ev = evidence(times, report);
+    let injected = phase(report, "injected").unwrap();
+    let downtime = report["downtime_s"].as_f64().expect("downtime_s");
+    assert!(
+        (downtime - ev.downtime_s).abs() <= 1.0,
+        "downtime {downtime} s vs {} s in processed_orders (gaps {:?}; report {})",
+        ev.downtime_s,
+        ev.gaps,
+        report["output"]
+    );
+    let recovered = phase(report, "recovered").expect("recovered");
+    let ev_recovered = ev.recovered_at.expect("the output caught up in the window");
+    let (to_recover, ev_to_recover) = (
+        report["recovery_time_s"].as_f64().unwrap(),
+        (ev_recovered - injected) as f64 / 1000.0,
+    );
+    assert!(
+        (to_recover - ev_to_recover).abs() <= 1.0,
+        "time to recover {to_recover} s vs {ev_to_recover} s in processed_orders (recovered \
+         at {recovered} vs {ev_recovered}; report {})",
+        report["output"]
+    );
+    match (phase(report, "first_output"), ev.gaps.first()) {
+        (Some(first), Some((_, end))) => assert!(
+            (first - end).abs() <= 1_000,
+            "first output at {first} vs {end} in processed_orders"
+        ),
+        (None, None) => {}
+        (first, gap) => panic!("first output {first:?} vs the first gap {gap:?}"),
+    }
+    // One consistent set of orders: processed may exceed acked only by the orders acked
+    // before the drill and still in flight at its start.
+    let o = &report["orders"];
+    assert!(
+        o["processed"].as_u64().unwrap()
+            <= o["acked"].as_u64().unwrap() + o["in_flight_at_start"].as_u64().unwrap(),
+        "{o}"
+    );
+    eprintln!(
+        "{} drill: downtime {downtime} s (evidence {:.1}), time to recover {to_recover} s \
+         (evidence {ev_to_recover:.1}), gaps {:?}",
+        report["scenario"].as_str().unwrap_or("?"),
+        ev.downtime_s,
+        ev.gaps
+    );
+    ev
+}
+
 fn assert_common(report: &serde_json::Value) {
     for name in [
         "baseline_started",
@@ -190,11 +286,40 @@ fn assert_common(report: &serde_json::Value) {
     assert!((0.0..=100.0).contains(&degradation) && degradation <= worst + 1e-9);
 }
 
+/// The watched job's id, as Flink lists it.
+async fn running_job() -> String {
+    flink("/jobs/overview").await["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "firedrill-orders" && j["state"] == "RUNNING")
+        .expect("the job runs")["jid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn restarts(job_id: &str) -> u64 {
+    flink(&format!("/jobs/{job_id}/metrics?get=numRestarts")).await[0]["value"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// (max - min) / max of `values`.
+fn spread(values: &[f64]) -> f64 {
+    let max = values.iter().copied().fold(f64::MIN, f64::max);
+    let min = values.iter().copied().fold(f64::MAX, f64::min);
+    (max - min) / max
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn taskmanager_drill_agrees_with_flink_and_an_independent_count() {
     require_stack();
     let state = tempfile::tempdir().unwrap();
     let reader = kafka::reader_at_end("processed_orders");
+    let mut tail = kafka::tail("processed_orders");
     let daemon = Daemon::start(&config(state.path()));
     ready(&daemon).await;
     let run_id = daemon
@@ -206,85 +331,108 @@ async fn taskmanager_drill_agrees_with_flink_and_an_independent_count() {
         .as_str()
         .unwrap()
         .to_string();
-    let job_id = flink("/jobs/overview").await["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["name"] == "firedrill-orders" && j["state"] == "RUNNING")
-        .unwrap()["jid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let restarts = |m: serde_json::Value| m[0]["value"].as_str().unwrap().parse::<u64>().unwrap();
-    let restarts_before = restarts(flink(&format!("/jobs/{job_id}/metrics?get=numRestarts")).await);
-    // The TaskManagers that run the job's tasks (slots in use), by Flink.
-    let busy: Vec<String> = flink("/taskmanagers").await["taskmanagers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|tm| tm["freeSlots"].as_u64() < tm["slotsNumber"].as_u64())
-        .map(|tm| tm["id"].as_str().unwrap().to_string())
-        .collect();
+    let job_id = running_job().await;
 
-    let report = drill(
-        &daemon,
-        serde_json::json!({"scenario": "taskmanager", "label": "tm test"}),
-    )
-    .await;
-    let target = report["fault"]["target"].as_str().unwrap();
-    assert!(
-        busy.iter().any(|b| b == target),
-        "killed {target}, but the job's tasks ran on {busy:?}"
-    );
-    assert_common(&report);
-    assert_eq!(report["scenario"], "taskmanager");
-    assert!(
-        phase(&report, "degradation_detected").is_some(),
-        "a TaskManager kill degrades output"
-    );
+    // The same drill three times in a row: the gate makes each start from the same state.
+    let mut times = Vec::new();
+    let (mut downtimes, mut recoveries) = (Vec::new(), Vec::new());
+    let mut duplicates = 0;
+    let mut processed = 0;
+    for run in 1..=3 {
+        let restarts_before = restarts(&job_id).await;
+        // The TaskManagers that run the job's tasks (slots in use), by Flink.
+        let busy: Vec<String> = flink("/taskmanagers").await["taskmanagers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|tm| tm["freeSlots"].as_u64() < tm["slotsNumber"].as_u64())
+            .map(|tm| tm["id"].as_str().unwrap().to_string())
+            .collect();
+        let report = drill(
+            &daemon,
+            serde_json::json!({"scenario": "taskmanager", "label": format!("tm test {run}")}),
+        )
+        .await;
+        let target = report["fault"]["target"].as_str().unwrap();
+        assert!(
+            busy.iter().any(|b| b == target),
+            "killed {target}, but the job's tasks ran on {busy:?}"
+        );
+        assert_common(&report);
+        assert_eq!(report["scenario"], "taskmanager");
+        assert!(
+            phase(&report, "degradation_detected").is_some(),
+            "a TaskManager kill degrades output"
+        );
+        // The gate's readings and Flink's restart strategy are in the report.
+        let gate = &report["gate"];
+        assert_eq!(
+            gate["restart_strategy"]["kind"], "exponential-delay",
+            "{gate}"
+        );
+        if run > 1 {
+            assert_eq!(gate["backoff_reset"], true, "{gate}");
+            assert!(
+                gate["job_running_for_s"].as_f64().unwrap() >= 60.0,
+                "{gate}"
+            );
+        }
 
-    // Flink's own record of the restart.
-    let job = flink(&format!("/jobs/{job_id}")).await;
-    let restarting = job["timestamps"]["RESTARTING"].as_i64().unwrap();
-    let injected = phase(&report, "injected").unwrap();
-    let recovered = phase(&report, "recovered").unwrap();
-    assert!(
-        restarting >= injected && restarting <= recovered,
-        "RESTARTING at {restarting} within [{injected}, {recovered}]"
-    );
-    let restarts_after = restarts(flink(&format!("/jobs/{job_id}/metrics?get=numRestarts")).await);
-    assert_eq!(
-        report["flink"]["restarts"].as_u64().unwrap(),
-        restarts_after - restarts_before
-    );
-    if let Some(job_running) = phase(&report, "job_running") {
+        // The output, read by this test, agrees with the report's time figures.
+        times.extend(kafka::output_times(&mut tail, Duration::from_secs(30)));
+        let ev = assert_output_evidence(&report, &times);
+        downtimes.push(report["downtime_s"].as_f64().unwrap());
+        recoveries.push(report["recovery_time_s"].as_f64().unwrap());
+
+        // Flink's own record of the restart: RESTARTING when output stopped, RUNNING before
+        // output resumed.
+        let job = flink(&format!("/jobs/{job_id}")).await;
+        let restarting = job["timestamps"]["RESTARTING"].as_i64().unwrap();
+        let injected = phase(&report, "injected").unwrap();
+        let recovered = phase(&report, "recovered").unwrap();
+        assert!(
+            restarting >= injected && restarting <= recovered,
+            "RESTARTING at {restarting} within [{injected}, {recovered}]"
+        );
+        let (gap_start, gap_end) = *ev.gaps.first().expect("output stalled");
+        assert!(
+            gap_start <= restarting + 1_000 && restarting <= gap_end,
+            "Flink went RESTARTING at {restarting}, output stalled over [{gap_start}, {gap_end}]"
+        );
+        assert_eq!(
+            report["flink"]["restarts"].as_u64().unwrap(),
+            restarts(&job_id).await - restarts_before
+        );
+        let job_running = phase(&report, "job_running").expect("the job was seen down");
         // Stamped with Flink's own time of entering RUNNING. Flink's map keeps the last
         // entry, which a later restart within the drill moves past the one firedrill saw.
         let running = job["timestamps"]["RUNNING"].as_i64().unwrap();
         assert!(
-            (injected..=running).contains(&job_running),
-            "job_running at {job_running}, not within [injected {injected}, Flink's last \
-             RUNNING {running}]"
+            (injected..=running).contains(&job_running) && job_running <= gap_end + 1_000,
+            "job_running at {job_running}: not within [injected {injected}, Flink's last \
+             RUNNING {running}], or after output resumed at {gap_end}"
         );
+        duplicates += report["orders"]["duplicates"].as_u64().unwrap();
+        processed += report["orders"]["processed"].as_u64().unwrap();
     }
+    // Three runs, one state: downtime and time to recover within 20 % of each other.
+    eprintln!("taskmanager x3: downtime {downtimes:?} s, time to recover {recoveries:?} s");
+    assert!(
+        spread(&downtimes) <= 0.2 && spread(&recoveries) <= 0.2,
+        "three runs: downtime {downtimes:?} s, time to recover {recoveries:?} s"
+    );
 
     // An independent count of duplicates over processed_orders for this run.
-    let expected = report["orders"]["duplicates"].as_u64().unwrap();
-    let processed = report["orders"]["processed"].as_u64().unwrap();
     let counts = kafka::count_ids(
         &reader,
         &format!("{run_id}-"),
         Duration::from_secs(20),
-        |c| kafka::duplicates(c) >= expected && c.len() as u64 >= processed,
+        |c| kafka::duplicates(c) >= duplicates && c.len() as u64 >= processed,
     );
-    let independent = kafka::duplicates(&counts);
     assert_eq!(
-        expected, independent,
+        duplicates,
+        kafka::duplicates(&counts),
         "report duplicates vs independent count"
-    );
-    eprintln!(
-        "taskmanager drill: downtime={} recovery={} duplicates={expected} restarts={}",
-        report["downtime_s"], report["recovery_time_s"], report["flink"]["restarts"]
     );
 }
 
@@ -292,10 +440,23 @@ async fn taskmanager_drill_agrees_with_flink_and_an_independent_count() {
 async fn jobmanager_drill_resubmits_from_the_latest_checkpoint() {
     require_stack();
     let state = tempfile::tempdir().unwrap();
+    let mut tail = kafka::tail("processed_orders");
     let daemon = Daemon::start(&config(state.path()));
     ready(&daemon).await;
     let report = drill(&daemon, serde_json::json!({"scenario": "jobmanager"})).await;
     assert_common(&report);
+    let times = kafka::output_times(&mut tail, Duration::from_secs(30));
+    let ev = assert_output_evidence(&report, &times);
+    // Output resumed only once the resubmitted job ran (Flink's own time).
+    let after = report["flink"]["job_id_after"].as_str().unwrap();
+    let running = flink(&format!("/jobs/{after}")).await["timestamps"]["RUNNING"]
+        .as_i64()
+        .unwrap();
+    let (_, resumed) = *ev.gaps.last().expect("output stalled");
+    assert!(
+        running <= resumed + 1_000,
+        "the new job RUNNING at {running}, output resumed at {resumed}"
+    );
     let before = report["flink"]["job_id_before"].as_str().unwrap();
     let after = report["flink"]["job_id_after"].as_str().unwrap();
     assert_ne!(
@@ -330,6 +491,7 @@ async fn jobmanager_drill_resubmits_from_the_latest_checkpoint() {
 async fn kafka_drill_from_the_cli_counts_orders_failed_at_the_door() {
     require_stack();
     let state = tempfile::tempdir().unwrap();
+    let mut tail = kafka::tail("processed_orders");
     let daemon = Daemon::start(&config(state.path()));
     ready(&daemon).await;
     let url = format!("http://{}", daemon.addr);
@@ -346,6 +508,13 @@ async fn kafka_drill_from_the_cli_counts_orders_failed_at_the_door() {
     assert!(stderr.contains("draining"), "progress is shown: {stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_common(&report);
+    let times = kafka::output_times(&mut tail, Duration::from_secs(30));
+    let ev = assert_output_evidence(&report, &times);
+    // The broker was down: output stopped while it was.
+    assert!(
+        ev.downtime_s > 0.0 && !ev.gaps.is_empty(),
+        "output never stalled: {ev:?}"
+    );
     assert!(
         report["orders"]["failed_at_door"].as_u64().unwrap() > 0,
         "{}",
@@ -389,10 +558,15 @@ async fn kafka_drill_from_the_cli_counts_orders_failed_at_the_door() {
 async fn comprehensive_drill_runs_every_scenario_in_sequence() {
     require_stack();
     let state = tempfile::tempdir().unwrap();
+    let mut tail = kafka::tail("processed_orders");
     let daemon = Daemon::start(&config(state.path()));
     ready(&daemon).await;
     let report = drill(&daemon, serde_json::json!({"scenario": "comprehensive"})).await;
     let parts = report["parts"].as_array().unwrap();
+    let times = kafka::output_times(&mut tail, Duration::from_secs(30));
+    for part in parts {
+        assert_output_evidence(part, &times);
+    }
     let scenarios: Vec<&str> = parts
         .iter()
         .map(|p| p["scenario"].as_str().unwrap())

@@ -177,6 +177,14 @@ impl OutputTimeline {
         Some(caught_up.max(resumed))
     }
 
+    /// The end of the newest bucket with records before `to_ms` (looking back at most ten
+    /// minutes): where output stands at `to_ms`.
+    pub fn last_output_before(&self, to_ms: i64) -> Option<i64> {
+        self.buckets(to_ms - 10 * 60_000, to_ms)
+            .last()
+            .map(|b| (b.index + 1) * BUCKET_MS)
+    }
+
     /// Records with `processed_at` in `[from_ms, to_ms)`.
     pub fn records(&self, from_ms: i64, to_ms: i64) -> u64 {
         self.buckets(from_ms, to_ms)
@@ -216,8 +224,10 @@ mod tests {
         assert!(t.gaps(0, 10_000, 200).is_empty());
         // A gap that began before the window is measured from its real start.
         assert_eq!(t.gaps(12_000, 30_000, 2_000)[0].start_ms, 10_000);
-        // Output that has not resumed by the window's end is no gap (yet).
+        // Output that has not resumed by the window's end is no gap (yet): it stands still
+        // since the last record.
         assert!(t.gaps(5_000, 16_000, 2_000).is_empty());
+        assert_eq!(t.last_output_before(16_000), Some(10_000));
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub struct Report {
 pub struct Output {
     /// The window: from the injection...
     pub from_ms: i64,
-    /// ... to the drain's end.
+    /// ... to the drain's start (the generator runs until then).
     pub to_ms: i64,
     /// Output records in the window.
     pub records: u64,
@@ -115,6 +115,10 @@ pub struct Output {
     pub gaps: Vec<OutputGap>,
     /// When output caught up (see `caught_up_latency_s`), unix ms.
     pub caught_up_at_ms: Option<i64>,
+    /// Output had stood still since then (unix ms) at the window's end, for at least
+    /// `min_gap_s`: a gap that never closed, counted in `downtime_s` up to the window's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_since_ms: Option<i64>,
 }
 
 /// One output gap.
@@ -823,6 +827,7 @@ pub fn sample_for_docs() -> Report {
                 end_ms: at(55),
             }],
             caught_up_at_ms: Some(at(68)),
+            stalled_since_ms: None,
         }),
     }
 }

@@ -315,12 +315,13 @@ impl Drill {
         let flink_after = self.sources.flink.borrow().clone();
         let p = tracker.phases().clone();
 
-        // The output on Flink's clock: when it stopped, resumed and caught up.
+        // The output on Flink's clock, injection to drain (while the generator still ran):
+        // when it stopped, resumed and caught up.
         let output = self.sources.output.read(|timeline| {
             output_evidence(
                 timeline,
                 injected_at,
-                drained_at,
+                drain_started,
                 self.config.output_gap,
                 self.config.caught_up_latency,
             )
@@ -415,15 +416,6 @@ impl Drill {
             .map(|r| r.id);
         let integrity = report::integrity(&orders, self.config.at_least_once);
         let ended_at = now_ms();
-        let downtime_s = (output.records > 0).then(|| {
-            let until = recovered_at.unwrap_or(drained_at);
-            output
-                .gaps
-                .iter()
-                .map(|g| (g.end_ms.min(until) - g.start_ms).max(0))
-                .sum::<i64>() as f64
-                / 1000.0
-        });
         Ok(Report {
             schema_version: report::SCHEMA_VERSION,
             id: report_id,
@@ -445,7 +437,7 @@ impl Drill {
                 lag_messages: baseline_lag,
             },
             phases,
-            downtime_s,
+            downtime_s: downtime_s(&output, recovered_at.unwrap_or(drain_started)),
             recovery_time_s: recovered_at.map(|r| (r - injected_at).max(0) as f64 / 1000.0),
             revert_to_recovered_s: recovered_at.map(|r| (r - reverted_at).max(0) as f64 / 1000.0),
             recovered: recovered_at.is_some(),
@@ -782,7 +774,27 @@ fn output_evidence(
             .filter(|g| g.end_ms > g.start_ms)
             .collect(),
         caught_up_at_ms: timeline.caught_up(from_ms, to_ms, band_ms),
+        stalled_since_ms: timeline
+            .last_output_before(to_ms)
+            .filter(|last| to_ms - last >= min_gap_ms)
+            .map(|last| last.max(from_ms)),
     }
+}
+
+/// Downtime: the output's gaps up to `until`, and a gap still open at the window's end.
+fn downtime_s(output: &Output, until: i64) -> Option<f64> {
+    if output.records == 0 && output.stalled_since_ms.is_none() {
+        return None;
+    }
+    let closed: i64 = output
+        .gaps
+        .iter()
+        .map(|g| (g.end_ms.min(until) - g.start_ms).max(0))
+        .sum();
+    let open = output
+        .stalled_since_ms
+        .map_or(0, |since| (until.min(output.to_ms) - since).max(0));
+    Some((closed + open) as f64 / 1000.0)
 }
 
 /// When the pipeline recovered by the output evidence: output resumed after its last gap

@@ -132,3 +132,104 @@ pub fn count_ids(
 pub fn duplicates(counts: &std::collections::HashMap<String, u64>) -> u64 {
     counts.values().map(|n| n - 1).sum()
 }
+
+/// Flink's `processed_at` and the order's `event_time` of one output record, unix ms.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputTime {
+    pub processed_at_ms: i64,
+    pub event_time_ms: i64,
+}
+
+/// A reader of every partition of a topic from its end now, that knows where it stands.
+pub struct Tail {
+    pub topic: String,
+    pub consumer: BaseConsumer,
+    /// The next offset to read, per partition.
+    pub next: std::collections::HashMap<i32, i64>,
+}
+
+/// A [`Tail`] of `topic` from the high watermarks now.
+pub fn tail(topic: &str) -> Tail {
+    let next = high_watermarks(topic).into_iter().collect();
+    let starts: &std::collections::HashMap<i32, i64> = &next;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("group.id", "firedrill-tests")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("test consumer");
+    let mut tpl = TopicPartitionList::new();
+    for (partition, offset) in starts {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    Tail {
+        topic: topic.to_string(),
+        consumer,
+        next,
+    }
+}
+
+/// Every record of `tail` up to the high watermarks the broker has now, as
+/// [`OutputTime`]s (records without both timestamps are skipped), read independently of
+/// firedrill: its own consumer, its own parsing of Flink's "yyyy-MM-dd HH:mm:ss.SSS" (UTC).
+pub fn output_times(tail: &mut Tail, deadline: Duration) -> Vec<OutputTime> {
+    let topic = tail.topic.clone();
+    let topic = topic.as_str();
+    let reader = &tail.consumer;
+    let next = &mut tail.next;
+    let ends: std::collections::HashMap<i32, i64> = high_watermarks(topic).into_iter().collect();
+    let parse = |v: &serde_json::Value| {
+        chrono::NaiveDateTime::parse_from_str(v.as_str()?, "%Y-%m-%d %H:%M:%S%.f")
+            .ok()
+            .map(|t| t.and_utc().timestamp_millis())
+    };
+    let mut out = Vec::new();
+    let until = std::time::Instant::now() + deadline;
+    while ends
+        .iter()
+        .any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end)
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "{topic}: not read up to {ends:?} within {deadline:?} (at {next:?})"
+        );
+        match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                next.insert(message.partition(), message.offset() + 1);
+                let value: Option<serde_json::Value> = message
+                    .payload()
+                    .and_then(|p| serde_json::from_slice(p).ok());
+                if let Some(v) = value {
+                    if let (Some(p), Some(e)) = (parse(&v["processed_at"]), parse(&v["event_time"]))
+                    {
+                        out.push(OutputTime {
+                            processed_at_ms: p,
+                            event_time_ms: e,
+                        });
+                    }
+                }
+            }
+            // Transport errors from a broker that was stopped by a drill (queued while it
+            // was down); the reader reconnects by itself.
+            Some(Err(_)) => {}
+            None => {
+                // A partition whose reader position is already at its end has nothing new.
+                let Ok(positions) = reader.position() else {
+                    continue;
+                };
+                for (p, end) in &ends {
+                    let at = positions.find_partition(topic, *p).map(|e| e.offset());
+                    if let Some(Offset::Offset(pos)) = at {
+                        if pos >= *end {
+                            next.insert(*p, pos);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
