@@ -271,6 +271,17 @@ impl Handle {
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
+
+    /// A handle of no generator, for tests of what drives one (drills).
+    #[cfg(test)]
+    pub fn detached(rate: u32, max_rate: u32) -> Handle {
+        Handle {
+            rate: Arc::new(watch::Sender::new(rate)),
+            max_rate,
+            run_id: "test".into(),
+            target_rate: IntGauge::new("test_target_rate", "test").expect("valid metric"),
+        }
+    }
 }
 
 /// Produces orders; see the module docs.

@@ -90,6 +90,12 @@ impl SharedOutput {
             .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
+    /// Records one output record, as the audit does; for tests of what reads the timeline.
+    #[cfg(test)]
+    pub fn record_for_tests(&self, processed_at_ms: i64, latency_ms: i64, received_ms: i64) {
+        self.record(processed_at_ms, latency_ms, received_ms);
+    }
+
     fn record(&self, processed_at_ms: i64, latency_ms: i64, received_ms: i64) {
         self.0
             .lock()

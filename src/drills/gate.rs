@@ -116,12 +116,12 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// A gate for a generator at `rate` orders/s, first looking at `first`.
-    pub fn new(settings: Settings, rate: u32, first: &Look) -> Gate {
+    /// A gate for a generator at `rate` orders/s, waiting from `began_ms` on.
+    pub fn new(settings: Settings, rate: u32, began_ms: i64) -> Gate {
         Gate {
             settings,
             rate,
-            began_ms: first.at_ms,
+            began_ms,
             steady: VecDeque::new(),
         }
     }
@@ -310,7 +310,7 @@ mod tests {
 
     #[test]
     fn a_steady_pipeline_opens_after_the_window_with_its_readings() {
-        let mut gate = Gate::new(settings(), 10, &look(100));
+        let mut gate = Gate::new(settings(), 10, 100_000);
         let verdict = run(&mut gate, (100..120).map(look));
         let Verdict::Open(r) = verdict else {
             panic!("{verdict:?}")
@@ -333,7 +333,7 @@ mod tests {
             }
             l
         };
-        let mut gate = Gate::new(settings(), 10, &look(100));
+        let mut gate = Gate::new(settings(), 10, 100_000);
         assert!(matches!(
             gate.observe(catching_up(100)),
             Verdict::Wait(why) if why.contains("lags 47.3 s")
@@ -353,7 +353,7 @@ mod tests {
             },
             ..look(t)
         };
-        let mut gate = Gate::new(settings(), 10, &restarted(110));
+        let mut gate = Gate::new(settings(), 10, 110_000);
         assert!(matches!(
             gate.observe(restarted(110)),
             Verdict::Wait(why) if why.contains("restart backoff resets after 60 s")
@@ -367,7 +367,7 @@ mod tests {
             restart: Some(strategy(3600.0)),
             ..restarted(t)
         };
-        let mut gate = Gate::new(settings(), 10, &default(110));
+        let mut gate = Gate::new(settings(), 10, 110_000);
         let Verdict::Open(r) = run(&mut gate, (110..200).map(default)) else {
             panic!("never opened")
         };
@@ -380,7 +380,7 @@ mod tests {
             job: Job::Other("RESTARTING".into()),
             ..look(t)
         };
-        let mut gate = Gate::new(settings(), 10, &down(0));
+        let mut gate = Gate::new(settings(), 10, 0_000);
         let verdict = run(&mut gate, (0..=120).map(down));
         assert_eq!(
             verdict,
@@ -390,7 +390,7 @@ mod tests {
 
     #[test]
     fn missing_orders_slow_output_and_unknown_lag_keep_it_shut() {
-        let mut gate = Gate::new(settings(), 10, &look(100));
+        let mut gate = Gate::new(settings(), 10, 100_000);
         let missing = Look {
             missing: 3,
             ..look(100)
@@ -411,7 +411,7 @@ mod tests {
         let verdict = run(&mut gate, (102..=107).map(slow));
         assert!(matches!(verdict, Verdict::Wait(w) if w.contains("below half")));
         // Lost orders during the window restart it.
-        let mut gate = Gate::new(settings(), 10, &look(100));
+        let mut gate = Gate::new(settings(), 10, 100_000);
         gate.observe(look(100));
         let lost = Look {
             lost: 2,

@@ -122,6 +122,10 @@ impl<'a> Doc<'a> {
                     rows: kv(vec![
                         ("Sent", count(r.orders.sent)),
                         ("Acknowledged by Kafka", count(r.orders.acked)),
+                        (
+                            "In flight at the start (acked before)",
+                            count(r.orders.in_flight_at_start),
+                        ),
                         ("Processed (distinct)", count(r.orders.processed)),
                         ("Lost", count(r.orders.lost)),
                         ("Duplicated", count(r.orders.duplicates)),
@@ -204,6 +208,14 @@ impl<'a> Doc<'a> {
                 },
             },
             Section {
+                title: "Output on Flink's clock",
+                block: output_block(r),
+            },
+            Section {
+                title: "Steady-state gate",
+                block: gate_block(r),
+            },
+            Section {
                 title: "Alerting",
                 block: alerting_block(r),
             },
@@ -244,6 +256,120 @@ impl<'a> Doc<'a> {
             sections,
             parts,
         }
+    }
+}
+
+/// The output gaps and catch-up the time figures come from.
+fn output_block(r: &Report) -> Block {
+    let Some(o) = &r.output else {
+        return Block::Para("Not recorded (a report before schema 3, or a combined one).".into());
+    };
+    let mut rows = kv(vec![
+        (
+            "Window",
+            format!(
+                "{} to {} (injection to drain)",
+                offset(r, o.from_ms),
+                offset(r, o.to_ms)
+            ),
+        ),
+        ("Output records in the window", count(o.records)),
+        (
+            "Gap threshold",
+            format!("pauses of {} or more", secs(Some(o.min_gap_s))),
+        ),
+    ]);
+    for (i, g) in o.gaps.iter().enumerate() {
+        rows.extend(kv(vec![(
+            if i == 0 { "Output gaps" } else { "" },
+            format!(
+                "{} to {}: {}",
+                offset(r, g.start_ms),
+                offset(r, g.end_ms),
+                secs(Some((g.end_ms - g.start_ms) as f64 / 1000.0))
+            ),
+        )]));
+    }
+    if o.gaps.is_empty() {
+        rows.extend(kv(vec![("Output gaps", "none".to_owned())]));
+    }
+    if let Some(since) = o.stalled_since_ms {
+        rows.extend(kv(vec![(
+            "Stalled at the window's end",
+            format!("since {}", offset(r, since)),
+        )]));
+    }
+    rows.extend(kv(vec![(
+        "Caught up (no output later than the band)",
+        o.caught_up_at_ms.map_or_else(
+            || "not within the window".to_owned(),
+            |at| {
+                format!(
+                    "{} (band {})",
+                    offset(r, at),
+                    secs(Some(o.caught_up_latency_s))
+                )
+            },
+        ),
+    )]));
+    Block::Table {
+        head: vec!["Output", "Value"],
+        rows,
+        numeric: false,
+    }
+}
+
+/// What the gate saw when it let the drill start.
+fn gate_block(r: &Report) -> Block {
+    let Some(g) = &r.gate else {
+        return Block::Para("Not recorded (a report before schema 3, or a combined one).".into());
+    };
+    let strategy = g.restart_strategy.as_ref().map_or_else(na, |s| {
+        let reset = s.reset_backoff_threshold_s.map_or_else(String::new, |t| {
+            format!(", backoff resets after {}", secs(Some(t)))
+        });
+        let backoff = match (s.initial_backoff_s, s.max_backoff_s) {
+            (Some(i), Some(m)) => format!(", backoff {} to {}", secs(Some(i)), secs(Some(m))),
+            _ => String::new(),
+        };
+        format!("{}{backoff}{reset}", s.kind)
+    });
+    Block::Table {
+        head: vec!["Gate", "Value"],
+        rows: kv(vec![
+            ("Waited for the steady state", secs(Some(g.waited_s))),
+            ("Throughput", rate(g.throughput_orders_per_s)),
+            (
+                "Lag",
+                format!(
+                    "{} · {}",
+                    g.lag_messages
+                        .map_or_else(na, |l| format!("{} messages", signed_count(l))),
+                    secs(g.lag_s)
+                ),
+            ),
+            (
+                "End-to-end latency",
+                format!(
+                    "p50 {}, p99 {}",
+                    secs(g.latency_p50_s),
+                    secs(g.latency_p99_s)
+                ),
+            ),
+            ("Flink job running for", secs(g.job_running_for_s)),
+            ("Flink restart strategy", strategy),
+            (
+                "Restart backoff reset",
+                match g.backoff_reset {
+                    Some(true) => "yes".to_owned(),
+                    Some(false) => "no".to_owned(),
+                    None => {
+                        "not waited for (no threshold, or longer than the gate waits)".to_owned()
+                    }
+                },
+            ),
+        ]),
+        numeric: false,
     }
 }
 

@@ -589,8 +589,8 @@ impl Drill {
             max_latency: self.config.gate_max_latency,
         };
         let mut audit = self.sources.audit.clone();
-        let first = self.look(&audit.borrow_and_update());
-        let mut gate = Gate::new(settings, rate, &first);
+        audit.mark_changed();
+        let mut gate = Gate::new(settings, rate, now_ms());
         let mut shown = String::new();
         loop {
             tokio::select! {
@@ -965,6 +965,10 @@ fn combine(id: &str, label: Option<String>, parts: Vec<Report>, at_least_once: b
         output: None,
     }
 }
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod paused;
 
 #[cfg(test)]
 mod tests {
