@@ -80,7 +80,7 @@ async fn drill(daemon: &Daemon, body: serde_json::Value) -> serde_json::Value {
     let id = started["id"].as_str().unwrap().to_string();
     let view = eventually(
         &format!("drill {id} finished"),
-        Duration::from_secs(600),
+        Duration::from_secs(900),
         || async {
             let view = view(daemon, &id).await?;
             matches!(

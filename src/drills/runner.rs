@@ -283,13 +283,15 @@ impl Drill {
         if aborted_meanwhile {
             return Err(aborted("the revert"));
         }
-        let reverted = reverted.map_err(|e| {
-            (
-                DrillState::Failed,
-                format!("revert failed (the fault actor keeps retrying): {e}"),
-            )
-        })?;
-        let reverted_at = reverted.reverted_at_ms.unwrap_or_else(now_ms);
+        let reverted_at = match reverted {
+            Ok(view) => view.reverted_at_ms.unwrap_or_else(now_ms),
+            // A restart slower than its start command allows (a JVM on a busy machine): the
+            // fault actor retries with backoff; the drill goes on measuring meanwhile.
+            Err(error) => {
+                self.retried_revert(&injected.id, &error.to_string())
+                    .await?
+            }
+        };
         sampler.reverted(reverted_at);
 
         // 5. Recovery, resubmitting the job if the JobManager came back without it.
@@ -299,7 +301,6 @@ impl Drill {
         );
         let resubmitted = self.recover(&sampler).await?;
         let live_recovered_at = sampler.phases().borrow().recovered_at;
-        region.end(live_recovered_at.unwrap_or_else(now_ms));
 
         // 6. Drain: pause the generator and let the audit see everything acked.
         self.set_state(
@@ -329,6 +330,7 @@ impl Drill {
         // Recovered when output resumed and caught up, once the live view saw it recover.
         let recovered_at =
             live_recovered_at.map(|live| timeline_recovered_at(&output).unwrap_or(live));
+        region.end(recovered_at.unwrap_or(drain_started));
 
         // 7. Alerts: wait (bounded) for the expected pages and every all-clear.
         let expected = self.sources.expected_alerts.expected_for(scenario);
@@ -475,6 +477,39 @@ impl Drill {
             gate: Some(gate),
             output: Some(output),
         })
+    }
+
+    /// After a failed revert, waits (up to `recovery_timeout`) for the fault actor's retries
+    /// to revert fault `id`; when it saw the fault gone (to within a second).
+    async fn retried_revert(&self, id: &str, error: &str) -> Result<i64, Ended> {
+        warn!(drill = %self.id, fault = id, %error, "revert failed; waiting for the fault actor's retries");
+        self.set_state(
+            DrillState::Fault,
+            format!("revert failed, the fault actor retries: {error}"),
+        );
+        let deadline = tokio::time::Instant::now() + self.config.recovery_timeout;
+        let mut poll = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    return Err((DrillState::Aborted, "aborted while the revert was retried".into()))
+                }
+                _ = poll.tick() => {}
+            }
+            if !self.sources.faults.list().await.iter().any(|f| f.id == id) {
+                return Ok(now_ms());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err((
+                    DrillState::Failed,
+                    format!(
+                        "revert failed and not retried successfully within {} (the fault \
+                         actor keeps retrying): {error}",
+                        humantime::format_duration(self.config.recovery_timeout)
+                    ),
+                ));
+            }
+        }
     }
 
     /// Waits (up to `recovery_timeout`) for the live view to see the pipeline recovered,

@@ -31,6 +31,8 @@ use crate::{
 struct Switch {
     /// The target is down (killed, not yet restarted).
     down: bool,
+    /// Reverts still to fail (a start command that timed out).
+    failing_reverts: u32,
     injects: u32,
     reverts: u32,
 }
@@ -86,6 +88,10 @@ impl Backend for Scripted {
         Box::pin(async move {
             tokio::time::sleep(self.restart).await;
             let mut s = self.switch.lock().unwrap();
+            if s.failing_reverts > 0 {
+                s.failing_reverts -= 1;
+                return Err(backend::Error::NotRunning("start timed out".into()));
+            }
             s.down = false;
             s.reverts += 1;
             Ok(())
@@ -357,6 +363,28 @@ async fn a_taskmanager_drill_measures_what_the_pipeline_did() {
     assert_eq!(gate.backoff_reset, Some(true));
     assert_eq!(report.baseline.orders_per_s, 10.0);
     assert_eq!(report.orders.lost, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_revert_retried_by_the_fault_actor_does_not_end_the_drill() {
+    let rig = rig(NORMAL, Duration::from_secs(5), Vec::new());
+    rig.switch.lock().unwrap().failing_reverts = 2;
+    let report = rig
+        .drill
+        .run()
+        .await
+        .expect("a report despite two failed reverts");
+    rig.stop.cancel();
+    let s = rig.switch.lock().unwrap();
+    assert_eq!((s.failing_reverts, s.reverts, s.down), (0, 1, false));
+    // Three attempts of 5 s with 1 s and 2 s of backoff between them: the revert phase
+    // covers them all (to within the runner's one-second poll).
+    let revert_s = report.fault.unwrap().revert_s.unwrap();
+    assert!(
+        (18.0..=19.5).contains(&revert_s),
+        "revert took {revert_s} s"
+    );
+    assert!(report.recovered);
 }
 
 #[tokio::test(start_paused = true)]

@@ -38,15 +38,20 @@ pub fn reader_at_end(topic: &str) -> BaseConsumer {
     reader(topic, |_, high| high)
 }
 
-/// A consumer of every partition of `topic`, starting at offsets chosen from (low, high).
-pub fn reader(topic: &str, start: impl Fn(i64, i64) -> i64) -> BaseConsumer {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// A consumer that commits nothing and reads committed records only; assign it partitions.
+fn consumer() -> BaseConsumer {
+    ClientConfig::new()
         .set("bootstrap.servers", BROKER)
         .set("group.id", "firedrill-tests")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .create()
-        .expect("test consumer");
+        .expect("test consumer")
+}
+
+/// A consumer of every partition of `topic`, starting at offsets chosen from (low, high).
+pub fn reader(topic: &str, start: impl Fn(i64, i64) -> i64) -> BaseConsumer {
+    let consumer = consumer();
     let timeout = Duration::from_secs(10);
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
@@ -152,13 +157,7 @@ pub struct Tail {
 pub fn tail(topic: &str) -> Tail {
     let next = high_watermarks(topic).into_iter().collect();
     let starts: &std::collections::HashMap<i32, i64> = &next;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", BROKER)
-        .set("group.id", "firedrill-tests")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("test consumer");
+    let consumer = consumer();
     let mut tpl = TopicPartitionList::new();
     for (partition, offset) in starts {
         tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
