@@ -222,7 +222,10 @@ fn run_firedrill(plan: &Plan, round: usize, rate: u32) -> Run {
         max_rate: rate,
         ..generator::Config::default()
     };
-    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    // The audit's channel for the generator, sized as `Audit::new` sizes it.
+    let (events_tx, mut events) = tokio::sync::mpsc::channel(
+        config.max_in_flight.get() as usize + firedrill::audit::ORDER_EVENTS_ROOM,
+    );
     let acks = Arc::new(Mutex::new(AckIndex::with_capacity(ACK_INDEX_CAPACITY)));
     let registry = Registry::new();
     let run_id = format!("rbench{round}");

@@ -55,14 +55,19 @@ impl App {
         let run_id = new_run_id();
         let upstreams = Upstreams::register(registry);
         let acks = Arc::new(Mutex::new(AckIndex::with_capacity(ACK_INDEX_CAPACITY)));
-        let (audit, events) = Audit::new(&config.audit, &run_id, registry);
+        let (audit, inbox) = Audit::new(
+            &config.audit,
+            &run_id,
+            config.generator.max_in_flight.get() as usize,
+            registry,
+        );
         let consumer =
-            Consumer::build(&config.kafka, &run_id, events.clone()).context("audit consumer")?;
+            Consumer::build(&config.kafka, &run_id, inbox.records).context("audit consumer")?;
         let (generator, generator_handle) = Generator::build(
             &config.generator,
             &config.kafka,
             &run_id,
-            events,
+            inbox.orders,
             acks.clone(),
             registry,
         )

@@ -12,6 +12,12 @@
 //! is down, counted, not fewer). Orders that time out in the queue fail too. Memory stays
 //! bounded by that queue and production resumes by itself.
 //!
+//! The audit's channel for the generator's events is bounded (see `audit`): each order
+//! reserves a slot for its `Sent` and one for its delivery report before it is handed to the
+//! producer, and the report's slot travels with the order ([`Ticket`]) to librdkafka's thread,
+//! where the callback fills it without waiting and without any chance of losing the event. An
+//! audit that falls behind slows the generator down (backpressure) instead of growing a queue.
+//!
 //! The loop yields to the scheduler after every order (`consume_budget`): asked for more than
 //! the broker takes, the limiter is always ready, and a loop that never yields would starve
 //! the tasks it wakes on its worker (the audit actor above all, whose inbox then grows).
@@ -181,10 +187,25 @@ fn failure_reason(error: &KafkaError) -> &'static str {
     }
 }
 
+/// What travels with an order through librdkafka to its delivery report: its seq and the
+/// audit's slot reserved for the report (`None` once the audit is gone, at shutdown).
+struct Ticket {
+    seq: u64,
+    report: Option<mpsc::OwnedPermit<Event>>,
+}
+
+impl Ticket {
+    /// Tells the audit how the order ended. Never waits: the slot is already reserved.
+    fn report(self, event: Event) {
+        if let Some(permit) = self.report {
+            permit.send(event);
+        }
+    }
+}
+
 /// The producer's context: turns delivery reports into audit events. Runs on librdkafka's
 /// polling thread, so it only does non-blocking work.
 struct Delivery {
-    events: mpsc::UnboundedSender<Event>,
     acks: Arc<Mutex<AckIndex>>,
     metrics: Metrics,
 }
@@ -200,11 +221,10 @@ impl ClientContext for Delivery {
 }
 
 impl ProducerContext for Delivery {
-    /// The order's sequence number.
-    type DeliveryOpaque = usize;
+    type DeliveryOpaque = Box<Ticket>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
-        let seq = seq as u64;
+    fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
+        let seq = ticket.seq;
         let event = match result {
             Ok(message) => {
                 let ack_ms = now_ms();
@@ -221,8 +241,7 @@ impl ProducerContext for Delivery {
                 Event::Failed { seq }
             }
         };
-        // The audit gone means we are shutting down; nothing left to account to.
-        let _ = self.events.send(event);
+        ticket.report(event);
     }
 }
 
@@ -293,7 +312,7 @@ pub struct Generator {
     customers: u32,
     rng: fastrand::Rng,
     rate: watch::Receiver<u32>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
     metrics: Metrics,
     flush_timeout: Duration,
     json: String,
@@ -303,13 +322,14 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Creates the producer (librdkafka connects lazily). `events` is the audit's inbox and
-    /// `acks` the lag monitor's ack index.
+    /// Creates the producer (librdkafka connects lazily). `events` is the audit's channel for
+    /// the generator ([`Inbox::orders`](crate::audit::Inbox), with room for `max_in_flight`
+    /// delivery reports) and `acks` the lag monitor's ack index.
     pub fn build(
         config: &Config,
         kafka: &kafka::Config,
         run_id: &str,
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::Sender<Event>,
         acks: Arc<Mutex<AckIndex>>,
         registry: &Registry,
     ) -> Result<(Generator, Handle), KafkaError> {
@@ -333,7 +353,6 @@ impl Generator {
             client.set(key, value);
         }
         let producer = client.create_with_context(Delivery {
-            events: events.clone(),
             acks,
             metrics: metrics.clone(),
         })?;
@@ -425,14 +444,22 @@ impl Generator {
         order.write_json(&mut self.json);
         let key = order.key();
         let seq = order.seq;
-        // Announced before the send, so the audit hears of it before any ack or sighting.
-        let _ = self.events.send(Event::Sent {
+        // Announced before the send, so the audit hears of it before any ack or sighting. A
+        // closed channel means the audit is gone (shutdown): nothing left to account to.
+        let _ = self
+            .events
+            .send(Event::Sent {
+                seq,
+                value_cents: order.value_cents(),
+            })
+            .await;
+        let mut ticket = Box::new(Ticket {
             seq,
-            value_cents: order.value_cents(),
+            report: self.events.clone().reserve_owned().await.ok(),
         });
         let mut wait_until = None;
         let error = loop {
-            let record = BaseRecord::with_opaque_to(&self.topic, seq as usize)
+            let record = BaseRecord::with_opaque_to(&self.topic, ticket)
                 .key(&key)
                 .payload(&self.json);
             let error = match self.producer.send(record) {
@@ -441,7 +468,10 @@ impl Generator {
                     self.metrics.record_sent();
                     return;
                 }
-                Err((error, _)) => error,
+                Err((error, record)) => {
+                    ticket = record.delivery_opaque;
+                    error
+                }
             };
             let queue_full = error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull);
             if !queue_full || self.door_shut {
@@ -458,7 +488,7 @@ impl Generator {
             tokio::time::sleep(ROOM_POLL.min(until - now)).await;
         };
         self.metrics.record_failed(failure_reason(&error), false);
-        let _ = self.events.send(Event::Failed { seq });
+        ticket.report(Event::Failed { seq });
     }
 
     async fn flush(self) {
@@ -503,7 +533,7 @@ mod tests {
     fn unreachable(
         queue_full_wait: Duration,
         delivery_timeout: Duration,
-    ) -> (Generator, mpsc::UnboundedReceiver<Event>) {
+    ) -> (Generator, mpsc::Receiver<Event>) {
         let config = Config {
             max_in_flight: NonZeroU32::MIN,
             queue_full_wait,
@@ -514,7 +544,7 @@ mod tests {
             bootstrap_servers: "127.0.0.1:1".into(),
             ..kafka::Config::default()
         };
-        let (events, inbox) = mpsc::unbounded_channel();
+        let (events, inbox) = mpsc::channel(16);
         let acks = Arc::new(Mutex::new(AckIndex::with_capacity(16)));
         let (generator, _) =
             Generator::build(&config, &kafka, "r", events, acks, &Registry::new()).unwrap();

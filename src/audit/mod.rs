@@ -8,6 +8,29 @@
 //!   that owns the ledger, applies events in arrival order, ages orders once a second,
 //!   exports metrics and publishes an [`AuditSnapshot`] for drills.
 //!
+//! # Inbox: bounded, and the tick first
+//!
+//! Events come over two bounded channels ([`Inbox`]), so the audit's memory is bounded
+//! whatever the backlog:
+//! - the generator's (`Sent`, `Acked`, `Failed`), sized for every order librdkafka may hold
+//!   plus room. The delivery report is written on librdkafka's thread, which must never wait:
+//!   the generator reserves the report's slot before it hands the order over (an
+//!   [`OwnedPermit`](mpsc::OwnedPermit) that travels with the order), so the report always
+//!   has room and is never lost. A generator ahead of the audit waits for slots: backpressure
+//!   onto the pacing loop, not memory;
+//! - the consumer's (`Record`), small: the consumer awaits room, so a backlog in the output
+//!   topic stays in the broker until the audit takes it.
+//!
+//! The ledger needs an order's `Sent` before any sighting of it. The generator queues `Sent`
+//! before the order reaches the broker, so before Flink can write it and the consumer read
+//! it: applying what the generator's channel holds before each batch of records keeps that
+//! order across the two channels.
+//!
+//! The loop looks at its 1 s tick before any event, and one turn applies at most a batch of
+//! records (with the generator's events queued before them, bounded by their channel): under
+//! any backlog the orders age and the snapshot drills wait on is published every second, and
+//! neither source starves the other.
+//!
 //! Business gauges derived from the totals are in `business`.
 
 pub mod consumer;
@@ -59,6 +82,17 @@ impl Default for Config {
     }
 }
 
+/// Room in the generator's channel beyond one slot per order librdkafka may hold (that slot
+/// is its delivery report's): at 100 000 orders/s about half a second of `Sent` events.
+pub const ORDER_EVENTS_ROOM: usize = 50_000;
+
+/// Records the consumer may have queued for the audit. A record in the inbox is at most a few
+/// hundred bytes (the consumer drops an order id longer than any firedrill writes).
+pub const RECORDS_CAPACITY: usize = 4_096;
+
+/// Events applied per turn of the loop before it looks at its tick again.
+const BATCH: usize = 512;
+
 /// What the generator and the consumer tell the audit, in the order they happened.
 #[derive(Debug)]
 pub enum Event {
@@ -73,6 +107,15 @@ pub enum Event {
         record: Result<ProcessedOrder, RecordError>,
         received_ms: i64,
     },
+}
+
+/// The senders of the audit's two channels; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    /// The generator's: `Sent`, and the `Acked`/`Failed` its delivery reports turn into.
+    pub orders: mpsc::Sender<Event>,
+    /// The consumer's: `Record`.
+    pub records: mpsc::Sender<Event>,
 }
 
 /// The output timeline, shared: the audit writes one record at a time, a drill reads it
@@ -138,6 +181,7 @@ struct Metrics {
     orders: IntGaugeVec,
     tracked: IntGauge,
     tracked_bytes: IntGauge,
+    inbox: IntGaugeVec,
     pipeline_latency: Histogram,
     e2e_latency: Histogram,
 }
@@ -206,6 +250,17 @@ impl Metrics {
                 "firedrill_audit_tracked_bytes",
                 "Heap bytes the ledger holds.",
             ),
+            inbox: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "firedrill_audit_inbox_events",
+                        "Events queued for the audit at its last tick, by source: generator (orders sent and their delivery reports), consumer (output records).",
+                    ),
+                    &["source"],
+                )
+                .expect("valid metric"),
+            ),
             pipeline_latency: histogram(
                 "firedrill_audit_pipeline_latency_seconds",
                 "Flink's processed_at minus the order's event_time.",
@@ -227,6 +282,9 @@ impl Metrics {
         }
         for state in ["in_flight", "missing", "lost"] {
             self.orders.with_label_values(&[state]);
+        }
+        for source in ["generator", "consumer"] {
+            self.inbox.with_label_values(&[source]);
         }
         self
     }
@@ -284,7 +342,8 @@ impl Metrics {
 pub struct Audit {
     run_id: String,
     ledger: Ledger,
-    events: mpsc::UnboundedReceiver<Event>,
+    orders: mpsc::Receiver<Event>,
+    records: mpsc::Receiver<Event>,
     metrics: Metrics,
     business: business::Metrics,
     malformed: u64,
@@ -294,13 +353,17 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// An audit of run `run_id`, and the sender the generator and the consumer feed it with.
+    /// An audit of run `run_id`, and the senders the generator and the consumer feed it with.
+    /// `max_in_flight` is the most orders the generator's producer may hold at once (each
+    /// holds a slot for its delivery report).
     pub fn new(
         config: &Config,
         run_id: &str,
+        max_in_flight: usize,
         registry: &Registry,
-    ) -> (Audit, mpsc::UnboundedSender<Event>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    ) -> (Audit, Inbox) {
+        let (orders_tx, orders) = mpsc::channel(max_in_flight + ORDER_EVENTS_ROOM);
+        let (records_tx, records) = mpsc::channel(RECORDS_CAPACITY);
         let ledger = Ledger::new(LedgerConfig {
             sla_ms: config.sla.as_millis() as u64,
             lost_after_ms: config.lost_after.as_millis() as u64,
@@ -308,7 +371,8 @@ impl Audit {
         let audit = Audit {
             run_id: run_id.to_string(),
             ledger,
-            events: rx,
+            orders,
+            records,
             metrics: Metrics::register(registry).init(),
             business: business::Metrics::register(registry),
             malformed: 0,
@@ -316,7 +380,13 @@ impl Audit {
             snapshot: watch::Sender::new(AuditSnapshot::default()),
             output: SharedOutput::default(),
         };
-        (audit, tx)
+        (
+            audit,
+            Inbox {
+                orders: orders_tx,
+                records: records_tx,
+            },
+        )
     }
 
     /// The latest snapshot, published once a second.
@@ -334,20 +404,30 @@ impl Audit {
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let (mut orders, mut records) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        let (mut orders_open, mut records_open) = (true, true);
+        while orders_open || records_open {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                event = self.events.recv() => match event {
-                    Some(event) => self.apply(event),
-                    None => break,
-                },
+                // Before any event: a backlog never delays aging and the snapshot.
                 _ = tick.tick() => self.tick(),
+                n = self.orders.recv_many(&mut orders, BATCH), if orders_open => {
+                    orders_open = n > 0;
+                    orders.drain(..).for_each(|event| self.apply(event));
+                    // Records get their turn too, however busy the generator is.
+                    self.apply_queued_records(BATCH);
+                }
+                n = self.records.recv_many(&mut records, BATCH), if records_open => {
+                    records_open = n > 0;
+                    // These records' orders were announced before they were produced.
+                    self.apply_queued_orders();
+                    records.drain(..).for_each(|event| self.apply(event));
+                }
             }
         }
-        while let Ok(event) = self.events.try_recv() {
-            self.apply(event);
-        }
+        // What is queued now, and no more: the consumer stops with the same cancel.
+        self.apply_queued_records(RECORDS_CAPACITY);
         self.tick();
         let t = self.ledger.totals();
         info!(
@@ -358,6 +438,27 @@ impl Audit {
             missing = t.missing,
             "audit stopped"
         );
+    }
+
+    /// Applies the generator's events queued now (not those queued meanwhile: bounded work).
+    fn apply_queued_orders(&mut self) {
+        for _ in 0..self.orders.len() {
+            match self.orders.try_recv() {
+                Ok(event) => self.apply(event),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Applies up to `max` records queued now, after the generator's events queued before them.
+    fn apply_queued_records(&mut self, max: usize) {
+        self.apply_queued_orders();
+        for _ in 0..self.records.len().min(max) {
+            match self.records.try_recv() {
+                Ok(event) => self.apply(event),
+                Err(_) => break,
+            }
+        }
     }
 
     fn apply(&mut self, event: Event) {
@@ -416,6 +517,14 @@ impl Audit {
         self.ledger.tick(now.max(0) as u64);
         let totals = self.ledger.totals();
         self.metrics.export(&totals, &self.ledger);
+        self.metrics
+            .inbox
+            .with_label_values(&["generator"])
+            .set(self.orders.len() as i64);
+        self.metrics
+            .inbox
+            .with_label_values(&["consumer"])
+            .set(self.records.len() as i64);
         self.business.export(&totals);
         self.snapshot.send_replace(AuditSnapshot {
             at_ms: now,
@@ -429,7 +538,204 @@ impl Audit {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
     use super::*;
+
+    /// A record of another run, as the consumer would queue it.
+    fn foreign_record() -> Event {
+        Event::Record {
+            record: Ok(ProcessedOrder {
+                order_id: "other-1".into(),
+                quantity: 1,
+                price_cents: 100,
+                value_cents: 100,
+                category: Some(crate::order::Category::Basic),
+                event_time_ms: 0,
+                processed_at_ms: 0,
+            }),
+            received_ms: now_ms(),
+        }
+    }
+
+    /// A record of order `seq` of run `r`, correct for a value of 100 cents.
+    fn record_of(seq: u64) -> Event {
+        match foreign_record() {
+            Event::Record {
+                record: Ok(mut record),
+                received_ms,
+            } => {
+                record.order_id = format!("r-{seq}");
+                Event::Record {
+                    record: Ok(record),
+                    received_ms,
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    /// Lets the other tasks run until `done` holds, at most `turns` times; whether it held.
+    async fn within_turns(turns: usize, mut done: impl FnMut() -> bool) -> bool {
+        for _ in 0..turns {
+            if done() {
+                return true;
+            }
+            tokio::task::yield_now().await;
+        }
+        done()
+    }
+
+    /// Polls `future` once, in the calling task.
+    async fn poll_once<F: std::future::Future + Unpin>(future: &mut F) {
+        std::future::poll_fn(|cx| {
+            let _ = std::pin::Pin::new(&mut *future).poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_events_never_starves_the_tick_and_stays_bounded() {
+        // Room for a backlog of the generator's events far beyond what one poll of the audit
+        // takes (the coop budget: 128 batches).
+        let backlog = 200_000;
+        let (audit, inbox) = Audit::new(&Config::default(), "r", backlog, &Registry::new());
+        let mut snapshots = audit.subscribe();
+        let cancel = CancellationToken::new();
+        // Polled by hand, so each step below sees exactly one poll of it.
+        let mut audit = Box::pin(audit.run(cancel.clone()));
+
+        // Consumers that never run dry and a generator whose every order is acked, as fast as
+        // the audit takes them.
+        let records_sent = Arc::new(AtomicU64::new(0));
+        let mut floods = Vec::new();
+        for _ in 0..2 {
+            let (records, sent) = (inbox.records.clone(), records_sent.clone());
+            floods.push(tokio::spawn(async move {
+                while records.send(foreign_record()).await.is_ok() {
+                    sent.fetch_add(1, Relaxed);
+                }
+            }));
+        }
+        floods.push(tokio::spawn({
+            let orders = inbox.orders.clone();
+            async move {
+                for seq in 0.. {
+                    let sent = Event::Sent {
+                        seq,
+                        value_cents: 100,
+                    };
+                    let Ok(()) = orders.send(sent).await else {
+                        return;
+                    };
+                    let Ok(report) = orders.clone().reserve_owned().await else {
+                        return;
+                    };
+                    report.send(Event::Acked {
+                        seq,
+                        ack_ms: now_ms(),
+                    });
+                }
+            }
+        }));
+
+        let start = tokio::time::Instant::now();
+        let mut unknown_sent = 0;
+        poll_once(&mut audit).await;
+        for second in 1..=5u64 {
+            // The consumers fill the records' channel and wait for room, the tick becomes due...
+            assert!(within_turns(100, || inbox.records.capacity() == 0).await);
+            tokio::time::advance(Duration::from_secs(1)).await;
+            // ...while the generator's channel holds a backlog of delivery reports of no order.
+            while inbox.orders.max_capacity() - inbox.orders.capacity() < backlog {
+                let unknown = Event::Failed { seq: u64::MAX };
+                inbox.orders.try_send(unknown).unwrap();
+                unknown_sent += 1;
+            }
+
+            poll_once(&mut audit).await;
+            // The snapshot is published at once, before the backlog is applied...
+            assert!(
+                snapshots.has_changed().unwrap(),
+                "no snapshot in second {second}"
+            );
+            let snapshot = snapshots.borrow_and_update().clone();
+            assert_eq!(start.elapsed(), Duration::from_secs(second));
+            assert_eq!(snapshot.at_ms, now_ms());
+            let t = snapshot.totals;
+            assert!(unknown_sent - t.rejected >= backlog as u64 / 2, "{t:?}");
+            if second > 1 {
+                assert!(t.acked > 0 && t.sent >= t.acked, "{t:?}");
+                assert!(t.unexpected > 0, "{t:?}");
+            }
+            // ...and what the consumers queued is bounded: they waited for room.
+            let waiting = records_sent.load(Relaxed) - t.unexpected;
+            assert!(
+                waiting <= RECORDS_CAPACITY as u64,
+                "{waiting} records queued"
+            );
+            // In the same poll, records had their turn too, backlog or not.
+            assert!(inbox.records.capacity() > 0, "no record applied");
+
+            // Let the audit and the floods work for a while.
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+                poll_once(&mut audit).await;
+            }
+        }
+
+        cancel.cancel();
+        audit.await;
+        drop(inbox);
+        for flood in floods {
+            flood.await.unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_is_applied_after_the_orders_queued_before_it() {
+        let (audit, inbox) = Audit::new(&Config::default(), "r", 16, &Registry::new());
+        let snapshots = audit.subscribe();
+        // Many orders queued, then a record of the last one: were the record applied first,
+        // it would be unexpected (never sent).
+        let orders = 5 * BATCH as u64;
+        for seq in 0..orders {
+            let sent = Event::Sent {
+                seq,
+                value_cents: 100,
+            };
+            inbox.orders.try_send(sent).unwrap();
+        }
+        inbox.records.try_send(record_of(orders - 1)).unwrap();
+        let cancel = CancellationToken::new();
+        let audit = tokio::spawn(audit.run(cancel.clone()));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(within_turns(50, || snapshots.has_changed().unwrap()).await);
+        let t = snapshots.borrow().totals.clone();
+        assert_eq!((t.sent, t.unexpected, t.processed), (orders, 0, 1));
+        cancel.cancel();
+        audit.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn on_cancel_what_is_queued_is_applied() {
+        let (audit, inbox) = Audit::new(&Config::default(), "r", 16, &Registry::new());
+        let snapshots = audit.subscribe();
+        for seq in 0..3 {
+            let sent = Event::Sent {
+                seq,
+                value_cents: 100,
+            };
+            inbox.orders.try_send(sent).unwrap();
+            inbox.records.try_send(record_of(seq)).unwrap();
+        }
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        audit.run(cancel).await;
+        let t = snapshots.borrow().totals.clone();
+        assert_eq!((t.sent, t.processed, t.unexpected), (3, 3, 0));
+    }
 
     #[test]
     fn quantiles_by_nearest_rank() {

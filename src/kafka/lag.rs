@@ -136,6 +136,17 @@ pub struct Offsets {
     pub committed: Option<i64>,
 }
 
+impl Offsets {
+    /// The offset the group reads next, within the partition's range: the oldest record it
+    /// has not committed, whose age is the lag in seconds. A group with no committed offset
+    /// starts from the low watermark (the job reads from `earliest` when it has none).
+    pub fn next_read(&self) -> i64 {
+        self.committed
+            .unwrap_or(self.low)
+            .clamp(self.low, self.high.max(self.low))
+    }
+}
+
 /// Lag of one group on one partition.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PartitionLag {
@@ -149,22 +160,21 @@ pub struct PartitionLag {
     pub exact: bool,
 }
 
-/// Computes a group's lag on one partition. A group with no committed offset starts from
-/// the low watermark (the job reads from `earliest` when it has none).
+/// Computes a group's lag on one partition from [`Offsets::next_read`]. `ack_ms` is the ack
+/// time of the record at that offset if firedrill produced it and still knows it
+/// ([`AckIndex::ack_time`]): the caller looks it up, so that the index (shared with the
+/// producer's delivery thread) is locked for the look-ups only, not for this arithmetic.
 pub fn partition_lag(
     offsets: Offsets,
     now_ms: i64,
-    acks: &AckIndex,
+    ack_ms: Option<i64>,
     history: &WatermarkHistory,
 ) -> PartitionLag {
-    let from = offsets
-        .committed
-        .unwrap_or(offsets.low)
-        .clamp(offsets.low, offsets.high.max(offsets.low));
+    let from = offsets.next_read();
     let messages = (offsets.high - from).max(0);
     let (seconds, exact) = if messages == 0 {
         (Some(0.0), true)
-    } else if let Some(t) = acks.ack_time(offsets.partition, from) {
+    } else if let Some(t) = ack_ms {
         (Some(age_seconds(now_ms, t)), true)
     } else {
         let estimate = history.estimate_time(offsets.partition, from);
@@ -200,7 +210,7 @@ mod tests {
         let lag = partition_lag(
             offsets(Some(10), 0, 10),
             5_000,
-            &AckIndex::default(),
+            None,
             &WatermarkHistory::default(),
         );
         assert_eq!(lag.messages, 0);
@@ -213,10 +223,12 @@ mod tests {
         for offset in 0..10 {
             acks.record(0, offset, 1_000 + offset * 100);
         }
+        let at = offsets(Some(4), 0, 10);
+        assert_eq!(at.next_read(), 4);
         let lag = partition_lag(
-            offsets(Some(4), 0, 10),
+            at,
             3_000,
-            &acks,
+            acks.ack_time(0, at.next_read()),
             &WatermarkHistory::default(),
         );
         assert_eq!(lag.messages, 6);
@@ -232,12 +244,7 @@ mod tests {
         history.record(0, 100, 10_000);
         history.record(0, 100, 11_000); // unchanged: ignored
         history.record(0, 200, 20_000);
-        let lag = partition_lag(
-            offsets(Some(149), 0, 200),
-            30_000,
-            &AckIndex::default(),
-            &history,
-        );
+        let lag = partition_lag(offsets(Some(149), 0, 200), 30_000, None, &history);
         assert_eq!(lag.messages, 51);
         assert!(!lag.exact);
         // Offset 149 arrived half-way between 10 s and 20 s.
@@ -254,12 +261,9 @@ mod tests {
 
     #[test]
     fn no_committed_offset_means_lag_from_the_low_watermark() {
-        let lag = partition_lag(
-            offsets(None, 5, 15),
-            0,
-            &AckIndex::default(),
-            &WatermarkHistory::default(),
-        );
+        let at = offsets(None, 5, 15);
+        assert_eq!(at.next_read(), 5);
+        let lag = partition_lag(at, 0, None, &WatermarkHistory::default());
         assert_eq!(lag.messages, 10);
         assert_eq!(lag.seconds, None);
     }

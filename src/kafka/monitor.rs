@@ -269,19 +269,36 @@ impl LagMonitor {
             at_ms: now,
             groups: Vec::new(),
         };
-        let mut acks = self.acks.lock().expect("ack index lock is never poisoned");
-        for (group, committed) in &fetched.committed {
-            let mut lags = Vec::with_capacity(committed.len());
-            for (&(partition, low, high), &committed) in fetched.watermarks.iter().zip(committed) {
-                let offsets = Offsets {
-                    partition,
-                    low,
-                    high,
-                    committed,
-                };
-                let lag = partition_lag(offsets, now, &acks, &self.history);
-                let labels = [group.as_str(), topic, &partition.to_string()];
-                match committed {
+        // The ack index is shared with the producer's delivery thread, which locks it once
+        // per ack: hold it only for the look-ups, the pruning and the count (binary searches
+        // and a drain of plain pairs), never for the arithmetic and the metric updates below.
+        let (ack_times, tracked) = {
+            let mut acks = self.acks.lock().expect("ack index lock is never poisoned");
+            let ack_times: Vec<Vec<Option<i64>>> = group_offsets(&fetched)
+                .map(|offsets| {
+                    offsets
+                        .map(|o| acks.ack_time(o.partition, o.next_read()))
+                        .collect()
+                })
+                .collect();
+            // Acks below every group's committed offset will never be asked for again.
+            for (partition, committed) in committed_by_all(&fetched) {
+                acks.prune_below(partition, committed);
+            }
+            (ack_times, acks.len())
+        };
+        self.metrics.acks_tracked.set(tracked as i64);
+        for (((group, _), offsets), ack_times) in fetched
+            .committed
+            .iter()
+            .zip(group_offsets(&fetched))
+            .zip(ack_times)
+        {
+            let mut lags = Vec::with_capacity(ack_times.len());
+            for (offsets, ack_ms) in offsets.zip(ack_times) {
+                let lag = partition_lag(offsets, now, ack_ms, &self.history);
+                let labels = [group.as_str(), topic, &offsets.partition.to_string()];
+                match offsets.committed {
                     Some(c) => self.metrics.committed.with_label_values(&labels).set(c),
                     None => {
                         let _ = self.metrics.committed.remove_label_values(&labels);
@@ -305,22 +322,46 @@ impl LagMonitor {
             }
             snapshot.groups.push((group.clone(), lags));
         }
-        // Acks below every group's committed offset will never be asked for again.
-        for (i, &(partition, _, _)) in fetched.watermarks.iter().enumerate() {
-            let min_committed = fetched
-                .committed
-                .iter()
-                .map(|(_, c)| c[i])
-                .try_fold(i64::MAX, |min, c| c.map(|c| min.min(c)));
-            if let Some(min) = min_committed.filter(|_| !fetched.committed.is_empty()) {
-                acks.prune_below(partition, min);
-            }
-        }
-        self.metrics.acks_tracked.set(acks.len() as i64);
-        drop(acks);
         debug!(groups = snapshot.groups.len(), "kafka lag polled");
         self.snapshot.send_replace(snapshot);
     }
+}
+
+/// Each group's [`Offsets`] on every partition, in the order of `fetched.committed`.
+fn group_offsets(fetched: &Fetched) -> impl Iterator<Item = impl Iterator<Item = Offsets> + '_> {
+    fetched.committed.iter().map(|(_, committed)| {
+        fetched
+            .watermarks
+            .iter()
+            .zip(committed)
+            .map(|(&(partition, low, high), &committed)| Offsets {
+                partition,
+                low,
+                high,
+                committed,
+            })
+    })
+}
+
+/// Per partition, the lowest offset every watched group has committed; none when a group
+/// has not committed on it (or no group is watched).
+fn committed_by_all(fetched: &Fetched) -> Vec<(i32, i64)> {
+    if fetched.committed.is_empty() {
+        return Vec::new();
+    }
+    fetched
+        .watermarks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &(partition, _, _))| {
+            let min = fetched
+                .committed
+                .iter()
+                .map(|(_, c)| c[i])
+                .try_fold(i64::MAX, |min, c| c.map(|c| min.min(c)))?;
+            Some((partition, min))
+        })
+        .collect()
 }
 
 /// Blocking: metadata, watermarks, committed offsets.
@@ -375,6 +416,37 @@ fn fetch(clients: &Clients, topic: &str, timeout: Duration) -> Result<Fetched, E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fetched() -> Fetched {
+        Fetched {
+            watermarks: vec![(0, 0, 10), (1, 5, 20)],
+            committed: vec![
+                ("g".into(), vec![Some(4), None]),
+                ("h".into(), vec![Some(7), Some(12)]),
+            ],
+        }
+    }
+
+    #[test]
+    fn offsets_per_group_and_partition() {
+        let fetched = fetched();
+        let next: Vec<Vec<(i32, i64)>> = group_offsets(&fetched)
+            .map(|o| o.map(|o| (o.partition, o.next_read())).collect())
+            .collect();
+        // g has not committed on partition 1: it reads from the low watermark.
+        assert_eq!(next, [vec![(0, 4), (1, 5)], vec![(0, 7), (1, 12)]]);
+    }
+
+    #[test]
+    fn acks_are_pruned_below_what_every_group_committed() {
+        // Partition 1: g has no committed offset, so nothing is known to be read by all.
+        assert_eq!(committed_by_all(&fetched()), [(0, 4)]);
+        let no_group = Fetched {
+            watermarks: vec![(0, 0, 10)],
+            committed: Vec::new(),
+        };
+        assert_eq!(committed_by_all(&no_group), []);
+    }
 
     #[test]
     fn snapshot_totals_and_unknown_seconds() {
