@@ -403,15 +403,18 @@ async fn taskmanager_drill_agrees_with_flink_and_an_independent_count() {
             report["flink"]["restarts"].as_u64().unwrap(),
             restarts(&job_id).await - restarts_before
         );
-        let job_running = phase(&report, "job_running").expect("the job was seen down");
-        // Stamped with Flink's own time of entering RUNNING. Flink's map keeps the last
-        // entry, which a later restart within the drill moves past the one firedrill saw.
-        let running = job["timestamps"]["RUNNING"].as_i64().unwrap();
-        assert!(
-            (injected..=running).contains(&job_running) && job_running <= gap_end + 1_000,
-            "job_running at {job_running}: not within [injected {injected}, Flink's last \
-             RUNNING {running}], or after output resumed at {gap_end}"
-        );
+        // Stamped with Flink's own time of entering RUNNING, when firedrill's poll saw the job
+        // down at all (region failover onto the free slots of the other TaskManager can take
+        // it through RESTARTING between two polls). Flink's map keeps the last entry, which a
+        // later restart within the drill moves past the one firedrill saw.
+        if let Some(job_running) = phase(&report, "job_running") {
+            let running = job["timestamps"]["RUNNING"].as_i64().unwrap();
+            assert!(
+                (injected..=running).contains(&job_running) && job_running <= gap_end + 1_000,
+                "job_running at {job_running}: not within [injected {injected}, Flink's last \
+                 RUNNING {running}], or after output resumed at {gap_end}"
+            );
+        }
         duplicates += report["orders"]["duplicates"].as_u64().unwrap();
         processed += report["orders"]["processed"].as_u64().unwrap();
     }
