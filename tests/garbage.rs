@@ -58,6 +58,10 @@ fn processed(order_id: &str, price: &str, event_time: &str) -> String {
 
 const OK_TIME: &str = "2026-01-01 10:00:00.000";
 
+/// One garbage record: its key, its value (`None`: a tombstone), and the reason it is
+/// malformed, or `None` when it reads but is not this run's order.
+type Garbage<'a> = (&'a str, Option<Vec<u8>>, Option<&'a str>);
+
 fn malformed(s: &Scrape, reason: &str) -> f64 {
     s.metric("firedrill_audit_malformed_records_total")
         .label("reason", reason)
@@ -89,8 +93,7 @@ async fn garbage_records_are_counted_and_nothing_recorded_is_lost() {
     let huge = vec![b'x'; 1 << 20];
     let huge_id = format!("\"r{}-1\"", "9".repeat(1 << 20));
     let foreign = processed("\"rforeignrun0000-1\"", "2.5", OK_TIME);
-    // (what, value, reason it is malformed or None when it reads but is not this run's).
-    let garbage: Vec<(&str, Option<Vec<u8>>, Option<&str>)> = vec![
+    let garbage: Vec<Garbage> = vec![
         ("not-json", Some(b"{order_id: 1,".to_vec()), Some("json")),
         ("empty", None, Some("empty")),
         ("oversized", Some(huge), Some("json")),
