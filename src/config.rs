@@ -6,14 +6,19 @@
 //! key's path, e.g. `flink.rest_url: not a URL`). Each component owns its own `Config`
 //! struct; this module only assembles them and checks what spans components.
 //!
-//! It does not own defaults of individual components (they live beside their component) nor
-//! anything that connects to the outside world (`Config::build` of each component does).
+//! It does not own defaults of individual components (they live beside their component),
+//! the value types the sections are written in and the error of an invalid value
+//! (`config_value`, so that no component imports this module back), nor anything that
+//! connects to the outside world (`Config::build` of each component does).
 
-use std::{fmt, path::Path};
+use std::path::Path;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use crate::{alerts, audit, drills, faults, flink, generator, grafana, http, kafka, telemetry};
+use crate::{
+    alerts, audit, config_value::Invalid, drills, faults, flink, generator, grafana, http, kafka,
+    telemetry,
+};
 
 /// Prefix of environment variables that override config keys.
 pub const ENV_PREFIX: &str = "FIREDRILL_";
@@ -64,18 +69,8 @@ pub enum Error {
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
     /// A key is unknown, has the wrong type or an impossible value.
-    #[error("{key}: {message}")]
-    Invalid { key: String, message: String },
-}
-
-impl Error {
-    /// An invalid value at `key` (a dotted path).
-    pub fn invalid(key: impl Into<String>, message: impl fmt::Display) -> Self {
-        Error::Invalid {
-            key: key.into(),
-            message: message.to_string(),
-        }
-    }
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
 }
 
 impl Config {
@@ -106,10 +101,7 @@ impl Config {
                     root if root == "." => "config".to_string(),
                     key => key,
                 };
-                Error::Invalid {
-                    key,
-                    message: clean_message(&e.into_inner().to_string()),
-                }
+                Invalid::new(key, clean_message(&e.into_inner().to_string()))
             })?;
         config.validate()?;
         Ok(config)
@@ -122,19 +114,21 @@ impl Config {
         self.alerts.validate()?;
         self.grafana.validate()?;
         if self.audit.lost_after < self.audit.sla {
-            return Err(Error::invalid(
+            return Err(Invalid::new(
                 "audit.lost_after",
                 format!(
                     "must be at least audit.sla ({})",
                     humantime::format_duration(self.audit.sla)
                 ),
-            ));
+            )
+            .into());
         }
         if self.generator.rate.get() > self.generator.max_rate.get() {
-            return Err(Error::invalid(
+            return Err(Invalid::new(
                 "generator.rate",
                 format!("above generator.max_rate ({})", self.generator.max_rate),
-            ));
+            )
+            .into());
         }
         Ok(())
     }
@@ -205,63 +199,6 @@ fn clean_message(message: &str) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
-}
-
-/// A `http(s)://` URL, rejected at load time otherwise.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpUrl(pub url::Url);
-
-impl HttpUrl {
-    /// Parses an absolute http or https URL.
-    pub fn parse(s: &str) -> Result<HttpUrl, String> {
-        let url = url::Url::parse(s).map_err(|e| format!("not a URL ({e}): {s:?}"))?;
-        match url.scheme() {
-            "http" | "https" => Ok(HttpUrl(url)),
-            other => Err(format!("not an http(s) URL (scheme {other:?})")),
-        }
-    }
-
-    /// The URL joined with `path` (a path relative to the URL's root, e.g. `jobs/overview`).
-    pub fn join(&self, path: &str) -> url::Url {
-        let mut base = self.0.clone();
-        if !base.path().ends_with('/') {
-            let p = format!("{}/", base.path());
-            base.set_path(&p);
-        }
-        base.join(path)
-            .expect("a relative path joins onto an http URL")
-    }
-}
-
-impl fmt::Display for HttpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl<'de> Deserialize<'de> for HttpUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        HttpUrl::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Serde helper for `Duration` fields written as `"10s"`, `"1m 30s"`, `"250ms"`.
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    /// Deserializes a humantime duration, rejecting zero.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        let parsed = humantime::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("not a duration ({e}): {s:?}")))?;
-        if parsed.is_zero() {
-            return Err(serde::de::Error::custom("must be greater than zero"));
-        }
-        Ok(parsed)
-    }
 }
 
 #[cfg(test)]
@@ -371,15 +308,5 @@ mod tests {
             err.to_string().starts_with("test.toml: invalid TOML"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn urls_join_relative_paths() {
-        let url = HttpUrl::parse("http://h:1/prefix").unwrap();
-        assert_eq!(
-            url.join("jobs/overview").as_str(),
-            "http://h:1/prefix/jobs/overview"
-        );
-        assert!(HttpUrl::parse("ftp://h").is_err());
     }
 }

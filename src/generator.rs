@@ -69,10 +69,10 @@ pub struct Config {
     /// Orders waiting for the broker at most (librdkafka's queue).
     pub max_in_flight: NonZeroU32,
     /// How long a new order waits for room in a full queue before it fails at the door.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub queue_full_wait: Duration,
     /// How long an order may wait for the broker's ack before it counts as failed.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub delivery_timeout: Duration,
     /// Number of distinct customers orders are drawn from.
     pub customers: NonZeroU32,

@@ -21,7 +21,7 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::metrics::register;
+use crate::{config_value::Invalid, metrics::register};
 
 /// Events waiting for the actor at most; beyond that they are dropped (and counted).
 const QUEUE: usize = 256;
@@ -36,10 +36,10 @@ pub struct Config {
     /// environment: `FIREDRILL_GRAFANA__TOKEN`). Required with `url`.
     pub token: Option<String>,
     /// Deadline of one request.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub timeout: Duration,
     /// First retry delay after a failed request; doubled per failure, at most a minute.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub retry: Duration,
     /// Requests tried per annotation change before it is dropped.
     pub max_attempts: u32,
@@ -59,18 +59,15 @@ impl Default for Config {
 
 impl Config {
     /// A URL needs a token (Grafana refuses anonymous annotation writes).
-    pub fn validate(&self) -> Result<(), crate::config::Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.url.is_some() && self.token.as_deref().is_none_or(str::is_empty) {
-            return Err(crate::config::Error::invalid(
+            return Err(Invalid::new(
                 "grafana.token",
                 "required with grafana.url (a service-account token, e.g. from FIREDRILL_GRAFANA__TOKEN)",
             ));
         }
         if self.max_attempts == 0 {
-            return Err(crate::config::Error::invalid(
-                "grafana.max_attempts",
-                "must be at least 1",
-            ));
+            return Err(Invalid::new("grafana.max_attempts", "must be at least 1"));
         }
         Ok(())
     }

@@ -5,6 +5,8 @@
 //!
 //! - `config`: the root [`config::Config`], TOML + `FIREDRILL_*` overrides, strict validation;
 //!   each component owns its own `Config` section.
+//! - `config_value`: what those sections are written in (http URLs, durations) and the error
+//!   of an invalid value; it imports nothing of the crate, so no section imports the root.
 //! - `app`: builds every component from the config, spawns them, shuts them down in order.
 //! - `metrics`: the one Prometheus registry, its encoding, `firedrill_upstream_up`.
 //! - `telemetry`: structured logs (human or JSON).
@@ -35,6 +37,7 @@ pub mod business;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod config_value;
 pub mod drills;
 pub mod durable;
 pub mod faults;

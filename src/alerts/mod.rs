@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 pub use webhook::{Status, Transition};
 
-use crate::{drills::Scenario, metrics::register};
+use crate::{config_value::Invalid, drills::Scenario, metrics::register};
 
 /// Transitions kept for drills to score (a drill reads those since its start).
 const HISTORY: usize = 4096;
@@ -42,7 +42,7 @@ pub struct Config {
     /// After the drain, how long a drill waits for expected alerts that have not fired yet
     /// and for the all-clear of every alert that fired; what is still pending then is
     /// reported as missing or unresolved.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub resolve_timeout: Duration,
 }
 
@@ -65,11 +65,11 @@ impl Default for Config {
 
 impl Config {
     /// Scenario names must be real ones (a typo would silently expect nothing).
-    pub fn validate(&self) -> Result<(), crate::config::Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         for (scenario, names) in &self.expected {
             match Scenario::parse(scenario) {
                 Some(Scenario::Comprehensive) | None => {
-                    return Err(crate::config::Error::invalid(
+                    return Err(Invalid::new(
                         format!("alerts.expected.{scenario}"),
                         "not a scenario with a fault of its own: taskmanager, jobmanager or kafka",
                     ))
@@ -77,7 +77,7 @@ impl Config {
                 Some(_) => {}
             }
             if names.iter().any(|n| n.is_empty()) {
-                return Err(crate::config::Error::invalid(
+                return Err(Invalid::new(
                     format!("alerts.expected.{scenario}"),
                     "an alert name is empty",
                 ));

@@ -65,11 +65,11 @@ use crate::{
 pub struct Config {
     /// An acked order not seen in the output within this time is missing (an SLA breach);
     /// seen later, it is late.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub sla: Duration,
     /// A missing order still unseen after this time (from its ack) counts as lost. Drills
     /// use their own drain deadline instead.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub lost_after: Duration,
 }
 

@@ -39,38 +39,38 @@ pub struct Config {
     /// Folder where reports are kept (one JSON file per drill).
     pub state_dir: PathBuf,
     /// The steady-state gate: the pipeline must be healthy for this long before a fault.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub gate: Duration,
     /// How long the gate waits for that steady state (a pipeline still recovering from the
     /// previous drill, a Flink restart backoff not yet reset) before refusing the drill.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub gate_timeout: Duration,
     /// The gate also requires the lag of the pipeline's consumer group to be known and its
     /// age (of the oldest uncommitted order) at most this.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub gate_max_lag: Duration,
     /// ... and the end-to-end latency p99 of recent orders at most this.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub gate_max_latency: Duration,
     /// A pause in the output (on Flink's clock) at least this long is an output gap:
     /// downtime.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub output_gap: Duration,
     /// Output has caught up once no record comes out later than this after its event time.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub caught_up_latency: Duration,
     /// How long the baseline is measured.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub baseline: Duration,
     /// How long a fault lasts when the request gives no duration.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub fault_duration: Duration,
     /// How long after the revert recovery may take before the drill says "not recovered".
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub recovery_timeout: Duration,
     /// How long the audit may take to see every order acked during the drill; what is
     /// still unseen then counts as lost.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub drain_timeout: Duration,
     /// Whether the pipeline's sink is at-least-once (duplicates after a failure are then
     /// expected and do not fail the integrity verdict). The local stack's sink is.
@@ -81,7 +81,7 @@ pub struct Config {
     /// time is the report's `resubmit_s`. Empty: no resubmission.
     pub resubmit: Vec<String>,
     /// How long the job may be missing after the JobManager is back before it is resubmitted.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub resubmit_after: Duration,
 }
 

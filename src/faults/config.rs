@@ -13,7 +13,7 @@ use std::{
 use serde::Deserialize;
 
 use super::{Action, BackendKind};
-use crate::config::Error;
+use crate::config_value::Invalid;
 
 /// `[faults]`: limits, the ledger and the targets.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,10 +22,10 @@ pub struct Config {
     /// The persisted fault ledger (JSON). Its parent directory is created at start.
     pub ledger: PathBuf,
     /// No fault may last longer than this.
-    #[serde(deserialize_with = "crate::config::duration::deserialize")]
+    #[serde(deserialize_with = "crate::config_value::duration::deserialize")]
     pub max_duration: Duration,
     /// The duration of a fault whose request names none; at most `max_duration`.
-    #[serde(deserialize_with = "crate::config::duration::deserialize")]
+    #[serde(deserialize_with = "crate::config_value::duration::deserialize")]
     pub default_duration: Duration,
     /// Targets by name (the `/faults/{name}` path segment). Setting any target replaces the
     /// default set (the local stack's kafka, jobmanager, taskmanager-1 and taskmanager-2).
@@ -167,12 +167,12 @@ pub enum Named<'a> {
 impl Config {
     /// Checks values serde cannot: limits, backend settings, actions and group names. Keys in
     /// messages are full paths, e.g. `faults.targets.kafka.start: must not be empty`.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.ledger.as_os_str().is_empty() {
-            return Err(Error::invalid("faults.ledger", "must not be empty"));
+            return Err(Invalid::new("faults.ledger", "must not be empty"));
         }
         if self.default_duration > self.max_duration {
-            return Err(Error::invalid(
+            return Err(Invalid::new(
                 "faults.default_duration",
                 format!(
                     "above faults.max_duration ({})",
@@ -183,23 +183,20 @@ impl Config {
         let mut group_backends: HashMap<&str, (BackendKind, &str)> = HashMap::new();
         for (name, target) in &self.targets {
             let key = format!("faults.targets.{name}");
-            check_name(name).map_err(|m| Error::invalid(&key, m))?;
+            check_name(name).map_err(|m| Invalid::new(&key, m))?;
             match target {
                 Target::Process(t) => {
                     if t.pid_file.as_os_str().is_empty() {
-                        return Err(Error::invalid(
-                            format!("{key}.pid_file"),
-                            "must not be empty",
-                        ));
+                        return Err(Invalid::new(format!("{key}.pid_file"), "must not be empty"));
                     }
                     if t.start.first().is_none_or(|program| program.is_empty()) {
-                        return Err(Error::invalid(format!("{key}.start"), "must not be empty"));
+                        return Err(Invalid::new(format!("{key}.start"), "must not be empty"));
                     }
                 }
                 Target::Docker(t) => {
                     match (&t.container, &t.service) {
                         (Some(_), Some(_)) | (None, None) => {
-                            return Err(Error::invalid(
+                            return Err(Invalid::new(
                                 &key,
                                 "set exactly one of `container` and `service`",
                             ))
@@ -212,7 +209,7 @@ impl Config {
                         ("network", &t.network),
                     ] {
                         if value.as_deref() == Some("") {
-                            return Err(Error::invalid(
+                            return Err(Invalid::new(
                                 format!("{key}.{field}"),
                                 "must not be empty",
                             ));
@@ -222,23 +219,23 @@ impl Config {
             }
             let action = target.default_action();
             if let Err(why) = target.supports(action) {
-                return Err(Error::invalid(
+                return Err(Invalid::new(
                     format!("{key}.default_action"),
                     format!("{action} is not supported: {why}"),
                 ));
             }
             if let Some(group) = target.group() {
                 let key = format!("{key}.group");
-                check_name(group).map_err(|m| Error::invalid(&key, m))?;
+                check_name(group).map_err(|m| Invalid::new(&key, m))?;
                 if self.targets.contains_key(group) {
-                    return Err(Error::invalid(
+                    return Err(Invalid::new(
                         key,
                         format!("{group:?} is also a target's name"),
                     ));
                 }
                 match group_backends.get(group) {
                     Some((backend, first)) if *backend != target.backend() => {
-                        return Err(Error::invalid(
+                        return Err(Invalid::new(
                             key,
                             format!(
                                 "members of group {group:?} must share one backend ({first} is {})",

@@ -227,7 +227,7 @@ pub enum Error {
     Ledger(#[from] ledger::Error),
     /// The config is invalid.
     #[error(transparent)]
-    Config(#[from] crate::config::Error),
+    Config(#[from] crate::config_value::Invalid),
     /// The actor is not running (shutting down or never started).
     #[error("fault injection is stopped")]
     Stopped,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::HttpUrl;
+use crate::config_value::HttpUrl;
 
 /// `[flink]`: where the JobManager's REST API is and which job to watch.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,10 +25,10 @@ pub struct Config {
     /// name the newest non-terminal one is watched.
     pub job_name: String,
     /// How often the monitor polls.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub poll_interval: Duration,
     /// Deadline of one REST request.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub request_timeout: Duration,
 }
 

@@ -7,7 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use serde::{de::DeserializeOwned, Deserialize};
 
 use super::Config;
-use crate::config::HttpUrl;
+use crate::config_value::HttpUrl;
 
 /// `GET /overview`.
 #[derive(Debug, Clone, Deserialize)]

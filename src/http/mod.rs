@@ -65,7 +65,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
 use crate::{
-    alerts::Alerts, drills as drill, faults as fault, generator as gen, metrics::Upstreams,
+    alerts::Alerts, config_value::Invalid, drills as drill, faults as fault, generator as gen,
+    metrics::Upstreams,
 };
 
 /// The governor limiter of mutations (one bucket for the whole API).
@@ -106,16 +107,13 @@ impl Default for Config {
 
 impl Config {
     /// The admin API is open without a token, so it must not be reachable from elsewhere.
-    pub fn validate(&self) -> Result<(), crate::config::Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if let Some(token) = &self.token {
             if token.len() < 16 {
-                return Err(crate::config::Error::invalid(
-                    "http.token",
-                    "must be at least 16 characters",
-                ));
+                return Err(Invalid::new("http.token", "must be at least 16 characters"));
             }
         } else if !self.listen.ip().is_loopback() {
-            return Err(crate::config::Error::invalid(
+            return Err(Invalid::new(
                 "http.listen",
                 format!(
                     "{} is not a loopback address: set http.token to expose the admin API",

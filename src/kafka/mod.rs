@@ -37,10 +37,10 @@ pub struct Config {
     /// Consumer groups whose lag on `orders_topic` is exported.
     pub consumer_groups: Vec<String>,
     /// How often the lag monitor polls watermarks and committed offsets.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub poll_interval: Duration,
     /// Deadline of one metadata/watermark/offset request.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::config_value::duration")]
     pub request_timeout: Duration,
     /// Extra librdkafka properties for every client (security settings, for example).
     pub properties: BTreeMap<String, String>,
