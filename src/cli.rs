@@ -15,7 +15,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::drills::{self, compare, report::Report, Scenario};
+use crate::drills::{self, compare, report::Report, scenario::Scenario};
 
 /// Exit code when the drill ran and its integrity verdict is FAIL.
 pub const EXIT_INTEGRITY_FAIL: u8 = 1;

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 pub use webhook::{Status, Transition};
 
-use crate::{config_value::Invalid, drills::Scenario, metrics::register};
+use crate::{config_value::Invalid, drills::scenario::Scenario, metrics::register};
 
 /// Transitions kept for drills to score (a drill reads those since its start).
 const HISTORY: usize = 4096;

@@ -3,6 +3,7 @@
 //! - `gate`: the pure steady-state gate a drill waits at before its fault;
 //! - `phases`: pure phase detection over per-second observations;
 //! - `sampler`: the task that takes those observations from the baseline to the drain;
+//! - `scenario`: the scenarios, what each breaks by default, the steps of a comprehensive one;
 //! - `runner`: runs one scenario against the live sources (audit, lag, Flink) and faults;
 //! - `report`, `render`, `compare`: the versioned report model, its Markdown/HTML renderers
 //!   and the comparison of two reports;
@@ -17,6 +18,7 @@ pub mod render;
 pub mod report;
 pub mod runner;
 pub mod sampler;
+pub mod scenario;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -29,6 +31,7 @@ use tracing::{info, warn};
 use self::{
     report::{Report, Verdict},
     runner::Sources,
+    scenario::{Scenario, COMPREHENSIVE},
 };
 use crate::{clock::now_ms, durable, faults::TargetView, metrics::register};
 
@@ -114,39 +117,6 @@ impl Default for Config {
             .to_vec(),
             resubmit_after: Duration::from_secs(5),
         }
-    }
-}
-
-/// A drill scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scenario {
-    /// Kill a TaskManager: one that runs the job's tasks (by Flink's resource id, when that is
-    /// a configured target), else any member of the `taskmanager` group, unless `target`
-    /// names one.
-    Taskmanager,
-    /// Kill the JobManager; the job is resubmitted from the latest checkpoint.
-    Jobmanager,
-    /// Stop the Kafka broker.
-    Kafka,
-    /// All three in sequence, with the steady-state gate between them.
-    Comprehensive,
-}
-
-impl Scenario {
-    /// The name used in reports, metrics and the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scenario::Taskmanager => "taskmanager",
-            Scenario::Jobmanager => "jobmanager",
-            Scenario::Kafka => "kafka",
-            Scenario::Comprehensive => "comprehensive",
-        }
-    }
-
-    /// Parses a scenario name.
-    pub fn parse(s: &str) -> Option<Scenario> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
     }
 }
 
@@ -787,7 +757,7 @@ fn check_request(
                     .into(),
             ))
         }
-        Scenario::Comprehensive => &runner::COMPREHENSIVE,
+        Scenario::Comprehensive => &COMPREHENSIVE,
         ref single => std::slice::from_ref(single),
     };
     for scenario in scenarios {

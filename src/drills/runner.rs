@@ -24,13 +24,14 @@ use super::{
         Report, Revenue, Throughput, Verdict,
     },
     sampler::{self, unseen, Sampler},
-    Config, DrillRequest, DrillState, DrillView, Scenario,
+    scenario::{Scenario, COMPREHENSIVE},
+    Config, DrillRequest, DrillState, DrillView,
 };
 use crate::{
     alerts::{self, score, Alerts},
     audit::{ledger::Totals, output::OutputTimeline, AuditSnapshot, SharedOutput},
     clock::now_ms,
-    faults::{self, Action, InjectRequest, TargetView},
+    faults::{self, InjectRequest, TargetView},
     flink::monitor::FlinkStatus,
     generator, grafana,
     kafka::monitor::LagSnapshot,
@@ -84,21 +85,6 @@ pub struct Drill {
     pub cancel: CancellationToken,
     /// `firedrill_drill_state`: 1 for the current state (what Grafana draws regions from).
     pub state_gauge: IntGaugeVec,
-}
-
-/// The scenarios of a comprehensive drill, in order.
-pub const COMPREHENSIVE: [Scenario; 3] =
-    [Scenario::Taskmanager, Scenario::Jobmanager, Scenario::Kafka];
-
-impl Scenario {
-    /// The fault target and action of a single-fault scenario.
-    pub fn fault(self) -> (&'static str, Action) {
-        match self {
-            Scenario::Taskmanager => ("taskmanager", Action::Kill),
-            Scenario::Jobmanager => ("jobmanager", Action::Kill),
-            Scenario::Kafka | Scenario::Comprehensive => ("kafka", Action::Stop),
-        }
-    }
 }
 
 impl Drill {
@@ -200,7 +186,13 @@ impl Drill {
         let start = self.sources.audit.borrow().clone();
         let flink_before = self.sources.flink.borrow().clone();
         let started_at = now_ms();
-        let sampler = Sampler::spawn(&self.sources, sampler::checkpoint_path(&flink_before));
+        let sampler = Sampler::spawn(
+            self.sources.audit.clone(),
+            self.sources.flink.clone(),
+            self.sources.lag.clone(),
+            self.sources.lag_group.clone(),
+            sampler::checkpoint_path(&flink_before),
+        );
         if !self.wait(baseline_len).await {
             return Err(aborted("the baseline"));
         }
@@ -1008,6 +1000,7 @@ mod paused;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::Action;
 
     #[test]
     fn drill_orders_are_exact_differences_and_lost_is_what_stayed_unseen() {

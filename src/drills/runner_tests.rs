@@ -17,7 +17,7 @@ use crate::{
     audit::{ledger::Totals, AuditSnapshot, SharedOutput},
     faults::{
         backend::{self, ProcessSubject},
-        Backend, BackendKind, Backends, Faults, Subject, Target,
+        Action, Backend, BackendKind, Backends, Faults, Subject, Target,
     },
     flink::{
         monitor::{FlinkStatus, JobStatus},

@@ -13,10 +13,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    phases::{Observation, Phases, Tracker},
-    runner::Sources,
-};
+use super::phases::{Observation, Phases, Tracker};
 use crate::{
     audit::{ledger::Totals, AuditSnapshot},
     clock::now_ms,
@@ -43,17 +40,24 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Starts sampling; `checkpoint` is the newest retained checkpoint known so far.
-    pub fn spawn(sources: &Sources, checkpoint: Option<String>) -> Sampler {
+    /// Starts sampling the audit, Flink and the lag of `lag_group`; `checkpoint` is the
+    /// newest retained checkpoint known so far.
+    pub fn spawn(
+        audit: watch::Receiver<AuditSnapshot>,
+        flink: watch::Receiver<FlinkStatus>,
+        lag: watch::Receiver<LagSnapshot>,
+        lag_group: String,
+        checkpoint: Option<String>,
+    ) -> Sampler {
         let (marks, marks_rx) = mpsc::unbounded_channel();
         let (phases_tx, phases) = watch::channel(Phases::default());
         let (checkpoint_tx, checkpoint) = watch::channel(checkpoint);
         let stop = CancellationToken::new();
         let task = Task {
-            audit: sources.audit.clone(),
-            flink: sources.flink.clone(),
-            lag: sources.lag.clone(),
-            lag_group: sources.lag_group.clone(),
+            audit,
+            flink,
+            lag,
+            lag_group,
             tracker: Tracker::measuring(),
             marks: marks_rx,
             phases: phases_tx,
