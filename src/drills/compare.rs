@@ -5,13 +5,13 @@
 //! winner of each row and by how much, the overall tally, and the comparison's Markdown.
 //!
 //! Does not own: the reports themselves (`drills::report`) or their formatting rules, which
-//! are `drills::render`'s and reused here. Pure: no I/O, no clock.
+//! are `drills::render::format`'s and reused here. Pure: no I/O, no clock.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::render::{count, md_escape, money, pct, secs};
+use super::render::format::{count, md_escape, money, pct, secs};
 use super::report::{PhaseName, Report};
 
 /// Two reports compared metric by metric.
