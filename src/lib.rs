@@ -22,7 +22,8 @@
 //! - `faults`: fault injection into Kafka, the JobManager, TaskManagers (process or Docker
 //!   backends), with a persisted ledger so every fault is reverted.
 //! - `drills`: the drill runner (`phases` pure detection, `runner`), the versioned
-//!   `report`, its `render`ers (Markdown, HTML) and `compare`.
+//!   `report`, the one table of its `figures`, its `render`ers (Markdown, HTML) and
+//!   `compare`.
 //! - `alerts`: the Alertmanager webhook's transitions, the alerts firing now, and the alert
 //!   scoring of drills (expected alerts, time to detect, time to resolve).
 //! - `grafana`: region annotations posted to Grafana's HTTP API during drills (optional,

@@ -1,8 +1,9 @@
 //! Side-by-side comparison of two drill reports: two engines, two Flink configurations, or
 //! the same drill before and after a change.
 //!
-//! Owns: which metrics are compared and in which direction (lower or higher is better), the
-//! winner of each row and by how much, the overall tally, and the comparison's Markdown.
+//! Owns: the winner of each row and by how much, the overall tally, and the comparison's
+//! Markdown. The rows are the figures marked `compared` in `drills::figures`, which also
+//! says which direction of each is better.
 //!
 //! Does not own: the reports themselves (`drills::report`) or their formatting rules, which
 //! are `drills::render::format`'s and reused here. Pure: no I/O, no clock.
@@ -11,7 +12,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::render::format::{count, md_escape, money, pct, secs};
+use super::figures::{
+    Direction::{self, HigherIsBetter, LowerIsBetter},
+    Figure, Unit, DOWNTIME, FIGURES, RECOVERY_TIME,
+};
+use super::render::format::{figure, md_escape, pct};
 use super::report::{PhaseName, Report};
 
 /// Two reports compared metric by metric.
@@ -42,10 +47,10 @@ pub struct Comparison {
 /// One metric of a comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
-    /// Human name, e.g. `"Downtime"`.
+    /// The figure's title, e.g. `"Downtime"`.
     pub metric: &'static str,
-    /// `"s"`, `"orders"`, `"alerts"`, `"$"`, `"%"` or `"orders/s"`.
-    pub unit: &'static str,
+    /// The figure's unit: `"s"`, `"orders"`, `"alerts"`, `"$"`, `"%"` or `"orders/s"`.
+    pub unit: Unit,
     /// A's value; `None` when A does not have one.
     pub a: Option<f64>,
     /// B's value; `None` when B does not have one.
@@ -77,107 +82,17 @@ pub enum Better {
     NotApplicable,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    LowerIsBetter,
-    HigherIsBetter,
-}
-use Direction::{HigherIsBetter, LowerIsBetter};
-
 /// Compares any two reports. Scenarios may differ; the rows are the same either way.
 ///
 /// A report that did not recover loses the recovery-time row to one that did. A report that
 /// recovered without ever detecting a degradation counts as 0 s of downtime.
 pub fn compare(a: &Report, b: &Report) -> Comparison {
     let (a_name, b_name) = names(a, b);
-    let mut rows = vec![
-        row("Downtime", "s", downtime(a), downtime(b), LowerIsBetter),
-        recovery_row(a, b),
-        row(
-            "Lost orders",
-            "orders",
-            Some(a.orders.lost as f64),
-            Some(b.orders.lost as f64),
-            LowerIsBetter,
-        ),
-        row(
-            "Duplicate orders",
-            "orders",
-            Some(a.orders.duplicates as f64),
-            Some(b.orders.duplicates as f64),
-            LowerIsBetter,
-        ),
-        row(
-            "Delayed orders",
-            "orders",
-            Some(a.orders.delayed as f64),
-            Some(b.orders.delayed as f64),
-            LowerIsBetter,
-        ),
-        row(
-            "Revenue lost",
-            "$",
-            Some(a.revenue.lost_dollars),
-            Some(b.revenue.lost_dollars),
-            LowerIsBetter,
-        ),
-        row(
-            "Revenue failed at the door",
-            "$",
-            Some(a.revenue.failed_at_door_dollars),
-            Some(b.revenue.failed_at_door_dollars),
-            LowerIsBetter,
-        ),
-        row(
-            "Time to first page",
-            "s",
-            first_page(a),
-            first_page(b),
-            LowerIsBetter,
-        ),
-        row(
-            "Time to all-clear",
-            "s",
-            all_clear(a),
-            all_clear(b),
-            LowerIsBetter,
-        ),
-        row(
-            "Alerts missing or unresolved",
-            "alerts",
-            alert_misses(a),
-            alert_misses(b),
-            LowerIsBetter,
-        ),
-        row(
-            "Throughput degradation",
-            "%",
-            Some(a.throughput.degradation_pct),
-            Some(b.throughput.degradation_pct),
-            LowerIsBetter,
-        ),
-        row(
-            "Baseline latency p50",
-            "s",
-            a.baseline.latency_p50_s,
-            b.baseline.latency_p50_s,
-            LowerIsBetter,
-        ),
-        row(
-            "Baseline latency p99",
-            "s",
-            a.baseline.latency_p99_s,
-            b.baseline.latency_p99_s,
-            LowerIsBetter,
-        ),
-        row(
-            "Baseline throughput",
-            "orders/s",
-            Some(a.baseline.orders_per_s),
-            Some(b.baseline.orders_per_s),
-            HigherIsBetter,
-        ),
-    ];
+    let mut rows: Vec<Row> = FIGURES
+        .iter()
+        .filter(|f| f.compared)
+        .map(|f| figure_row(f, a, b))
+        .collect();
     for r in &mut rows {
         if let Some(note) = &mut r.note {
             *note = note.replace("{a}", &a_name).replace("{b}", &b_name);
@@ -226,52 +141,33 @@ fn names(a: &Report, b: &Report) -> (String, String) {
     }
 }
 
+/// One figure of both reports. Two readings are compare's own: a report that recovered
+/// without ever detecting a degradation had 0 s of downtime, and not recovering at all is
+/// worse than any recovery time.
+fn figure_row(f: &Figure, a: &Report, b: &Report) -> Row {
+    let read = |r: &Report| {
+        if *f == DOWNTIME {
+            downtime(r)
+        } else {
+            (f.value)(r)
+        }
+    };
+    let row = row(f, read(a), read(b));
+    if *f == RECOVERY_TIME {
+        recovered_first(row, a, b)
+    } else {
+        row
+    }
+}
+
 fn downtime(r: &Report) -> Option<f64> {
-    r.downtime_s.or_else(|| {
+    (DOWNTIME.value)(r).or_else(|| {
         (r.recovered && r.phase(PhaseName::DegradationDetected).is_none()).then_some(0.0)
     })
 }
 
-/// Injection -> the first expected alert firing; `None` if none fired or not scored.
-fn first_page(r: &Report) -> Option<f64> {
-    r.alerting
-        .as_ref()?
-        .alerts
-        .iter()
-        .filter(|o| o.expected)
-        .map(|o| o.detect_s)
-        .reduce(f64::min)
-}
-
-/// Recovered -> the last alert resolved; `None` if any is unresolved, none fired, or not
-/// scored.
-fn all_clear(r: &Report) -> Option<f64> {
-    let a = r.alerting.as_ref()?;
-    if !a.unresolved.is_empty() {
-        return None;
-    }
-    a.alerts
-        .iter()
-        .map(|o| o.resolve_s)
-        .collect::<Option<Vec<f64>>>()?
-        .into_iter()
-        .reduce(f64::max)
-}
-
-fn alert_misses(r: &Report) -> Option<f64> {
-    let a = r.alerting.as_ref()?;
-    Some((a.missing.len() + a.unresolved.len()) as f64)
-}
-
-fn recovery_row(a: &Report, b: &Report) -> Row {
-    let mut r = row(
-        "Recovery time",
-        "s",
-        a.recovery_time_s,
-        b.recovery_time_s,
-        LowerIsBetter,
-    );
-    // Not recovering at all is worse than any recovery time.
+/// The recovery-time row when either report did not recover: the one that did wins.
+fn recovered_first(mut r: Row, a: &Report, b: &Report) -> Row {
     let (better, loser) = match (a.recovered, b.recovered) {
         (true, false) => (Better::A, "{b}"),
         (false, true) => (Better::B, "{a}"),
@@ -289,17 +185,11 @@ fn recovery_row(a: &Report, b: &Report) -> Row {
     r
 }
 
-fn row(
-    metric: &'static str,
-    unit: &'static str,
-    a: Option<f64>,
-    b: Option<f64>,
-    direction: Direction,
-) -> Row {
+fn row(f: &Figure, a: Option<f64>, b: Option<f64>) -> Row {
     let a = a.filter(|v| v.is_finite());
     let b = b.filter(|v| v.is_finite());
     let (better, improvement_pct, note) = match (a, b) {
-        (Some(va), Some(vb)) => judge(va, vb, direction),
+        (Some(va), Some(vb)) => judge(va, vb, f.better),
         (None, None) => (
             Better::NotApplicable,
             None,
@@ -309,8 +199,8 @@ fn row(
         (Some(_), None) => (Better::NotApplicable, None, Some("no value for {b}".into())),
     };
     Row {
-        metric,
-        unit,
+        metric: f.title,
+        unit: f.unit,
         a,
         b,
         better,
@@ -382,8 +272,8 @@ impl Comparison {
                 out,
                 "| {} | {} | {} | {better} | {improvement} |",
                 r.metric,
-                value(r.a, r.unit),
-                value(r.b, r.unit)
+                figure(r.a, r.unit),
+                figure(r.b, r.unit)
             );
         }
         let _ = writeln!(out, "\n{}", md_escape(&self.summary()));
@@ -404,19 +294,6 @@ impl Comparison {
         } else {
             format!("Overall: no clear winner ({tally}).")
         }
-    }
-}
-
-fn value(v: Option<f64>, unit: &str) -> String {
-    let Some(v) = v else {
-        return "n/a".to_owned();
-    };
-    match unit {
-        "s" => secs(Some(v)),
-        "$" => money(v),
-        "%" => pct(v),
-        "orders" | "alerts" if v >= 0.0 && v.fract() == 0.0 => count(v as u64),
-        _ => format!("{v:.1} {unit}"),
     }
 }
 

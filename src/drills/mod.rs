@@ -7,11 +7,14 @@
 //! - `runner`: runs one scenario against the live sources (audit, lag, Flink) and faults;
 //! - `report`, `render`, `compare`: the versioned report model, its Markdown/HTML renderers
 //!   and the comparison of two reports;
+//! - `figures`: the one table of a report's figures (name, unit, better direction, how each
+//!   is read off a report) that the renderers, `compare` and `firedrill_drill_last` use;
 //! - this file: the `[drills]` config, the request and live view types, and the [`Drills`]
 //!   actor that owns the drill registry, allows one drill at a time, persists reports in the
 //!   state folder and exports the latest figures per scenario.
 
 pub mod compare;
+pub mod figures;
 pub mod gate;
 pub mod phases;
 pub mod render;
@@ -29,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use self::{
+    figures::FIGURES,
     report::{Report, Verdict},
     runner::Sources,
     scenario::{Scenario, COMPREHENSIVE},
@@ -354,6 +358,10 @@ fn read_report(dir: &std::path::Path, id: &str) -> Result<Report, Error> {
     Report::from_json(&text).map_err(|e| Error::Storage(format!("{id}: {e}")))
 }
 
+/// `firedrill_drill_last`'s help: the figures marked `metric` in [`FIGURES`] (a test keeps
+/// the two, and docs/metrics.md, naming the same figures).
+const LAST_HELP: &str = "Figures of the latest finished drill per scenario: downtime_seconds, recovery_seconds (injection to recovered), revert_to_recovered_seconds, lost_orders, duplicate_orders, revenue_lost_dollars, revenue_delayed_dollars, degradation_percent, integrity_pass (1/0), alerting_pass (1/0).";
+
 /// Latest figures per scenario, and drill counts.
 #[derive(Clone)]
 struct Metrics {
@@ -408,10 +416,7 @@ impl Metrics {
             last: register(
                 registry,
                 GaugeVec::new(
-                    Opts::new(
-                        "firedrill_drill_last",
-                        "Figures of the latest finished drill per scenario: downtime_seconds, recovery_seconds (injection to recovered), revert_to_recovered_seconds, lost_orders, duplicate_orders, revenue_lost_dollars, revenue_delayed_dollars, degradation_percent, integrity_pass (1/0), alerting_pass (1/0).",
-                    ),
+                    Opts::new("firedrill_drill_last", LAST_HELP),
                     &["scenario", "figure"],
                 )
                 .expect("valid metric"),
@@ -427,41 +432,18 @@ impl Metrics {
         self.record_report(report);
     }
 
+    /// Sets every figure the metric publishes; one the report has no value for is removed,
+    /// so that an older drill's value does not stand in for it.
     fn record_report(&self, report: &Report) {
         let s = report.scenario.as_str();
-        let set = |figure: &str, value: Option<f64>| match value {
-            Some(v) => self.last.with_label_values(&[s, figure]).set(v),
-            None => {
-                let _ = self.last.remove_label_values(&[s, figure]);
+        for figure in FIGURES.iter().filter(|f| f.metric) {
+            match (figure.value)(report) {
+                Some(v) => self.last.with_label_values(&[s, figure.name]).set(v),
+                None => {
+                    let _ = self.last.remove_label_values(&[s, figure.name]);
+                }
             }
-        };
-        set("downtime_seconds", report.downtime_s);
-        set("recovery_seconds", report.recovery_time_s);
-        set("revert_to_recovered_seconds", report.revert_to_recovered_s);
-        set("lost_orders", Some(report.orders.lost as f64));
-        set("duplicate_orders", Some(report.orders.duplicates as f64));
-        set("revenue_lost_dollars", Some(report.revenue.lost_dollars));
-        set(
-            "revenue_delayed_dollars",
-            Some(report.revenue.delayed_dollars),
-        );
-        set(
-            "degradation_percent",
-            Some(report.throughput.degradation_pct),
-        );
-        set(
-            "integrity_pass",
-            Some(f64::from(u8::from(
-                report.integrity.verdict == Verdict::Pass,
-            ))),
-        );
-        set(
-            "alerting_pass",
-            report
-                .alerting
-                .as_ref()
-                .map(|a| f64::from(u8::from(a.verdict == Verdict::Pass))),
-        );
+        }
     }
 }
 
@@ -890,5 +872,30 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.to_string(), "unknown fault target \"taskmanager\"");
+    }
+
+    #[test]
+    fn the_last_figures_help_and_docs_name_the_figures_the_metric_publishes() {
+        let published: Vec<&str> = FIGURES
+            .iter()
+            .filter(|f| f.metric)
+            .map(|f| f.name)
+            .collect();
+        // "a, b (why), c." -> [a, b, c]
+        let names = |list: &str| -> Vec<String> {
+            list.split(", ")
+                .map(|item| item.split([' ', '.']).next().unwrap().to_string())
+                .collect()
+        };
+        let help = LAST_HELP.split_once(": ").unwrap().1;
+        assert_eq!(names(help), published);
+        let docs = include_str!("../../docs/metrics.md");
+        let row = docs
+            .lines()
+            .find(|l| l.starts_with("| `firedrill_drill_last` |"))
+            .unwrap();
+        let labels = row.split(" | ").nth(2).unwrap();
+        let figures = labels.split_once("`figure` = ").unwrap().1;
+        assert_eq!(names(figures), published);
     }
 }

@@ -2,13 +2,17 @@
 //! and paragraphs, with the words and the order of its figures, and one nested document per
 //! part of a comprehensive drill.
 //!
-//! Owns the layout (which figures, in which order, with which words); not how it is written
+//! Owns the layout (which figures, in which order, with which words; the summary's headline
+//! figures are read and named as `drills::figures` has them); not how it is written
 //! (`markdown`, `html`) nor the chart (`chart`). Pure.
 
 use std::fmt::Write as _;
 
-use super::format::{count, money, na, offset, pct, rate, secs, signed_count, utc};
-use crate::drills::report::{Report, Verdict};
+use super::format::{count, figure, money, na, offset, pct, rate, secs, signed_count, utc};
+use crate::drills::{
+    figures::{Figure, DEGRADATION, DOWNTIME, RECOVERY_TIME, REVERT_TO_RECOVERED},
+    report::{Report, Verdict},
+};
 
 /// A report laid out as titled sections of tables and lists.
 pub(super) struct Doc<'a> {
@@ -363,10 +367,10 @@ fn summary_rows(r: &Report) -> Vec<Vec<Cell>> {
         ),
         None => r.scenario.clone(),
     };
-    let recovery = match (r.recovery_time_s, r.recovered) {
-        (Some(s), _) => secs(Some(s)),
+    let read = |f: &Figure| (f.title, figure((f.value)(r), f.unit));
+    let recovery = match ((RECOVERY_TIME.value)(r), r.recovered) {
         (None, false) => "n/a (recovery timed out)".to_owned(),
-        (None, true) => na(),
+        (value, _) => figure(value, RECOVERY_TIME.unit),
     };
     let b = &r.baseline;
     let baseline = format!(
@@ -382,9 +386,9 @@ fn summary_rows(r: &Report) -> Vec<Vec<Cell>> {
         ("Label", r.label.clone().unwrap_or_else(na)),
         ("Started (UTC)", utc(r.started_at_ms)),
         ("Total duration", secs(Some(r.total_duration_s))),
-        ("Downtime", secs(r.downtime_s)),
-        ("Recovery time", recovery),
-        ("Revert to recovered", secs(r.revert_to_recovered_s)),
+        read(&DOWNTIME),
+        (RECOVERY_TIME.title, recovery),
+        read(&REVERT_TO_RECOVERED),
         (
             "Recovered",
             if r.recovered { "yes" } else { "no" }.to_owned(),
@@ -406,7 +410,7 @@ fn summary_rows(r: &Report) -> Vec<Vec<Cell>> {
                 money(r.revenue.failed_at_door_dollars)
             ),
         ),
-        ("Performance degradation", pct(r.throughput.degradation_pct)),
+        read(&DEGRADATION),
     ]);
     rows.push(vec![
         Cell::Text("Data integrity".to_owned()),

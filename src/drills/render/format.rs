@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, SecondsFormat};
 
-use crate::drills::report::Report;
+use crate::drills::{
+    figures::Unit,
+    report::{Report, Verdict},
+};
 
 pub(super) fn na() -> String {
     "n/a".to_owned()
@@ -79,6 +82,25 @@ pub(super) fn offset(r: &Report, at_ms: i64) -> String {
     format!("{:+.1} s", r.offset_s(at_ms))
 }
 
+/// A figure's value in its unit: `22.0 s`, `$85.00`, `6.2 %`, `4,500`, `PASS`; `n/a` when
+/// missing.
+pub(crate) fn figure(value: Option<f64>, unit: Unit) -> String {
+    let Some(v) = value else {
+        return na();
+    };
+    match unit {
+        Unit::Seconds => secs(Some(v)),
+        Unit::Dollars => money(v),
+        Unit::Percent => pct(v),
+        Unit::OrdersPerSecond => rate(v),
+        Unit::Orders | Unit::Alerts if v >= 0.0 && v.fract() == 0.0 => count(v as u64),
+        Unit::Orders => format!("{v:.1} orders"),
+        Unit::Alerts => format!("{v:.1} alerts"),
+        Unit::Pass if v == 1.0 => Verdict::Pass.as_str().to_owned(),
+        Unit::Pass => Verdict::Fail.as_str().to_owned(),
+    }
+}
+
 /// Escapes Markdown inline syntax and flattens newlines, so user text stays one table cell of
 /// literal text.
 pub(crate) fn md_escape(s: &str) -> String {
@@ -136,6 +158,15 @@ mod tests {
         assert_eq!(secs(Some(150.0)), "150.0 s (2m 30s)");
         assert_eq!(utc(1_767_261_600_000), "2026-01-01T10:00:00Z");
         assert_eq!(utc(1_767_261_600_250), "2026-01-01T10:00:00.250Z");
+        assert_eq!(figure(None, Unit::Seconds), "n/a");
+        assert_eq!(figure(Some(22.0), Unit::Seconds), "22.0 s");
+        assert_eq!(figure(Some(85.0), Unit::Dollars), "$85.00");
+        assert_eq!(figure(Some(6.24), Unit::Percent), "6.2 %");
+        assert_eq!(figure(Some(50.0), Unit::OrdersPerSecond), "50.0 orders/s");
+        assert_eq!(figure(Some(4500.0), Unit::Orders), "4,500");
+        assert_eq!(figure(Some(2.5), Unit::Alerts), "2.5 alerts");
+        assert_eq!(figure(Some(1.0), Unit::Pass), "PASS");
+        assert_eq!(figure(Some(0.0), Unit::Pass), "FAIL");
     }
 
     #[test]
