@@ -97,7 +97,7 @@ async fn inject_and_revert(action: Action) {
 
     // Reverting twice is a 404: the fault is gone.
     let err = running.handle.revert(&fault.id).await.unwrap_err();
-    assert_eq!(err.http_status(), 404, "{err}");
+    assert_eq!(err.kind(), "not_found", "{err}");
     running.stop().await;
 }
 
@@ -191,7 +191,7 @@ async fn bad_requests_are_refused_without_touching_anything() {
         matches!(&err, Error::Conflict { target, fault_id } if target == "kafka" && *fault_id == fault.id),
         "{err}"
     );
-    assert_eq!(err.http_status(), 409);
+    assert_eq!(err.kind(), "conflict");
     assert_eq!(state(pid), Some('T'), "the conflicting kill did nothing");
 
     let err = running
@@ -199,20 +199,20 @@ async fn bad_requests_are_refused_without_touching_anything() {
         .inject(InjectRequest::new("zookeeper"))
         .await
         .unwrap_err();
-    assert_eq!((err.http_status(), err.kind()), (404, "unknown_target"));
+    assert_eq!(err.kind(), "unknown_target");
     let err = running
         .handle
         .inject(InjectRequest::new("kafka").duration(Duration::from_secs(3600)))
         .await
         .unwrap_err();
-    assert_eq!(err.http_status(), 400);
+    assert_eq!(err.kind(), "duration_too_long");
     assert_eq!(err.to_string(), "duration 1h exceeds max_duration 10m");
     let err = running
         .handle
         .inject(InjectRequest::new("kafka").action(Action::Disconnect))
         .await
         .unwrap_err();
-    assert_eq!(err.http_status(), 400, "{err}");
+    assert_eq!(err.kind(), "unsupported_action", "{err}");
     assert_eq!(ledger_ids(&stack.ledger()), [fault.id.as_str()]);
 
     running.stop().await;
@@ -238,7 +238,7 @@ async fn a_target_that_is_not_running_is_a_backend_error_and_leaves_no_entry() {
         .inject(InjectRequest::new("kafka"))
         .await
         .unwrap_err();
-    assert_eq!(err.http_status(), 502, "{err}");
+    assert_eq!(err.kind(), "backend", "{err}");
     assert!(err.to_string().contains(&format!("pid {pid}")), "{err}");
     assert!(ledger_ids(&stack.ledger()).is_empty());
     assert!(stack.running_pid("kafka").is_none(), "nothing was started");
@@ -322,7 +322,7 @@ async fn cancel_reverts_everything_before_run_returns() {
     assert_reverted(&stack, "b", Action::Kill, b);
     assert!(ledger_ids(&stack.ledger()).is_empty());
     let err = handle.inject(InjectRequest::new("a")).await.unwrap_err();
-    assert_eq!(err.http_status(), 503);
+    assert_eq!(err.kind(), "stopped");
 }
 
 #[tokio::test]
@@ -354,11 +354,7 @@ async fn a_group_alias_takes_a_free_running_member() {
         .inject(InjectRequest::new("tm"))
         .await
         .unwrap_err();
-    assert_eq!(
-        (err.http_status(), err.kind()),
-        (409, "no_eligible_member"),
-        "{err}"
-    );
+    assert_eq!(err.kind(), "no_eligible_member", "{err}");
     running.handle.reset().await.unwrap();
 
     // A member that is not running is skipped.
@@ -407,7 +403,7 @@ async fn a_failed_revert_stays_in_the_ledger_and_is_retried_until_it_succeeds() 
 
     stack.break_start();
     let err = running.handle.revert(&fault.id).await.unwrap_err();
-    assert_eq!(err.http_status(), 502);
+    assert_eq!(err.kind(), "backend");
     assert!(
         err.to_string().contains("start refused"),
         "the script's stderr: {err}"

@@ -242,7 +242,8 @@ pub struct DrillView {
     pub integrity: Option<Verdict>,
 }
 
-/// Why a drill command was refused; `http_status()` for the API.
+/// Why a drill command was refused. (The status the HTTP API answers with is
+/// `http::drills`'.)
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Another drill is running.
@@ -267,21 +268,6 @@ pub enum Error {
     /// action, duration out of bounds): refused before the drill starts.
     #[error(transparent)]
     Fault(#[from] crate::faults::Error),
-}
-
-impl Error {
-    /// The HTTP status for this error.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Error::Busy(_) => 409,
-            Error::NotFound(_) => 404,
-            Error::NoReport { .. } => 409,
-            Error::Storage(_) => 500,
-            Error::Stopped => 503,
-            Error::Invalid(_) => 400,
-            Error::Fault(e) => e.http_status(),
-        }
-    }
 }
 
 enum Command {
@@ -821,9 +807,15 @@ mod tests {
         )
     }
 
-    fn refused(json: serde_json::Value) -> (u16, String) {
+    /// What a refusal is (the fault error's kind, or `invalid`) and what it says.
+    fn refused(json: serde_json::Value) -> (&'static str, String) {
         let error = check(json).unwrap_err();
-        (error.http_status(), error.to_string())
+        let kind = match &error {
+            Error::Fault(fault) => fault.kind(),
+            Error::Invalid(_) => "invalid",
+            other => panic!("not a refusal: {other}"),
+        };
+        (kind, error.to_string())
     }
 
     #[test]
@@ -836,22 +828,28 @@ mod tests {
         .unwrap();
         assert_eq!(
             refused(json!({"scenario": "kafka", "fault_duration": "121s"})),
-            (400, "duration 2m 1s exceeds max_duration 2m".into())
+            (
+                "duration_too_long",
+                "duration 2m 1s exceeds max_duration 2m".into()
+            )
         );
         assert_eq!(
             refused(json!({"scenario": "taskmanager", "target": "taskmanager-9"})),
-            (404, "unknown fault target \"taskmanager-9\"".into())
+            (
+                "unknown_target",
+                "unknown fault target \"taskmanager-9\"".into()
+            )
         );
         assert_eq!(
             refused(json!({"scenario": "jobmanager", "action": "pause"})),
             (
-                400,
+                "unsupported_action",
                 "target jobmanager (process) does not support action pause".into()
             )
         );
         assert_eq!(
             refused(json!({"scenario": "comprehensive", "target": "kafka"})).0,
-            400
+            "invalid"
         );
         for zero in [json!({"fault_duration": "0s"}), json!({"baseline": "0s"})] {
             let mut body = zero.clone();

@@ -1164,11 +1164,11 @@ mod tests {
             (2, Duration::from_secs(30), None)
         );
         assert_eq!(
-            check(InjectRequest::new("nope")).unwrap_err().http_status(),
-            404
+            check(InjectRequest::new("nope")).unwrap_err().kind(),
+            "unknown_target"
         );
         let err = check(InjectRequest::new("kafka").action(Action::Disconnect)).unwrap_err();
-        assert_eq!(err.http_status(), 400);
+        assert_eq!(err.kind(), "unsupported_action");
         let err =
             check(InjectRequest::new("kafka").duration(Duration::from_secs(601))).unwrap_err();
         assert_eq!(err.to_string(), "duration 10m 1s exceeds max_duration 10m");

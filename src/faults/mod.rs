@@ -184,8 +184,8 @@ fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>
     Ok(Some(parsed))
 }
 
-/// A fault request or operation that failed; `kind()` is a bounded label value and
-/// `http_status()` the status the HTTP API answers with.
+/// A fault request or operation that failed; `kind()` is a bounded label value. (The status
+/// the HTTP API answers with is `http::faults`'.)
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No target or group of that name is configured.
@@ -257,20 +257,6 @@ impl Error {
             Error::Stopped => "stopped",
         }
     }
-
-    /// The HTTP status this error maps to.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Error::UnknownTarget(_) | Error::NotFound(_) => 404,
-            Error::UnsupportedAction { .. }
-            | Error::DurationTooLong { .. }
-            | Error::ZeroDuration => 400,
-            Error::Conflict { .. } | Error::NoEligibleMember { .. } => 409,
-            Error::Backend { .. } => 502,
-            Error::Ledger(_) | Error::Config(_) => 500,
-            Error::Stopped => 503,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -294,21 +280,17 @@ mod tests {
     }
 
     #[test]
-    fn errors_map_to_statuses() {
+    fn errors_say_what_went_wrong_and_name_their_kind() {
         let too_long = Error::DurationTooLong {
             requested: Duration::from_secs(3600),
             max: Duration::from_secs(600),
         };
-        assert_eq!(too_long.http_status(), 400);
         assert_eq!(too_long.to_string(), "duration 1h exceeds max_duration 10m");
-        assert_eq!(Error::UnknownTarget("x".into()).http_status(), 404);
-        assert_eq!(Error::NotFound("f".into()).http_status(), 404);
         let conflict = Error::Conflict {
             target: "kafka".into(),
             fault_id: "f-1".into(),
         };
-        assert_eq!((conflict.http_status(), conflict.kind()), (409, "conflict"));
-        assert_eq!(Error::Stopped.http_status(), 503);
+        assert_eq!(conflict.kind(), "conflict");
         let unsupported = Error::UnsupportedAction {
             target: "kafka".into(),
             action: Action::Disconnect,

@@ -1,4 +1,5 @@
-//! `/drills`: start, list, live view, report (json, md, html), abort.
+//! `/drills`: start, list, live view, report (json, md, html), abort; and the status each
+//! drill error answers with (`status`).
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -7,9 +8,22 @@ use hyper::{header, Response, StatusCode};
 use super::{error, json, Body, State};
 use crate::drills::{render, DrillRequest, Error};
 
+/// The status a drill command's error answers with: another drill runs or this one has no
+/// report yet (409), no such drill (404), a malformed request (400), a refused fault as
+/// faults answer it, the report store failed (500), the drill runner is stopping (503).
+fn status(e: &Error) -> StatusCode {
+    match e {
+        Error::Busy(_) | Error::NoReport { .. } => StatusCode::CONFLICT,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        Error::Fault(e) => super::faults::status(e),
+        Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 fn drill_error(e: Error) -> Response<Body> {
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    error(status, e.to_string())
+    error(status(&e), e.to_string())
 }
 
 /// `POST /drills`: starts a drill in the background; 202 with its live view.
@@ -75,4 +89,37 @@ pub async fn report(state: &State, id: &str, query: Option<&str>) -> Response<Bo
         .header(header::CONTENT_TYPE, content_type)
         .body(Full::new(Bytes::from(body)))
         .expect("valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{drills::DrillState, faults::Error as Fault};
+
+    #[test]
+    fn each_drill_error_answers_its_status() {
+        let cases = [
+            (Error::Busy("d-1".into()), 409),
+            (
+                Error::NoReport {
+                    id: "d-1".into(),
+                    state: DrillState::Baseline,
+                },
+                409,
+            ),
+            (Error::NotFound("d-9".into()), 404),
+            (Error::Invalid("leave target and action out".into()), 400),
+            (Error::Storage("d-1: truncated".into()), 500),
+            (Error::Stopped, 503),
+            // A refused fault answers as the faults API would.
+            (
+                Error::Fault(Fault::UnknownTarget("taskmanager-9".into())),
+                404,
+            ),
+            (Error::Fault(Fault::Stopped), 503),
+        ];
+        for (e, code) in cases {
+            assert_eq!(status(&e).as_u16(), code, "{e}");
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! `/faults`: list, inject, revert one, revert all, and the configured targets.
+//! `/faults`: list, inject, revert one, revert all, and the configured targets; and the
+//! status each fault error answers with (`status`).
 //!
 //! Inject and revert wait for the fault actor at most [`ANSWER_WITHIN`]. The request to the
 //! actor is made from a spawned task, so a client that gives up, or an answer of 202 after
@@ -19,9 +20,25 @@ use crate::faults::{Error, InjectRequest};
 /// before it answers 202 and lets the operation finish in the background.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
+/// The status a fault operation's error answers with: the request names nothing that
+/// exists (404), asks for what the target or the limits do not allow (400), or collides
+/// with a fault in effect (409); the backend failed (502); firedrill's own ledger or config
+/// did (500); the fault actor is stopping (503).
+pub(super) fn status(e: &Error) -> StatusCode {
+    match e {
+        Error::UnknownTarget(_) | Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::UnsupportedAction { .. } | Error::DurationTooLong { .. } | Error::ZeroDuration => {
+            StatusCode::BAD_REQUEST
+        }
+        Error::Conflict { .. } | Error::NoEligibleMember { .. } => StatusCode::CONFLICT,
+        Error::Backend { .. } => StatusCode::BAD_GATEWAY,
+        Error::Ledger(_) | Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 fn fault_error(e: Error) -> Response<Body> {
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    error(status, e.to_string())
+    error(status(&e), e.to_string())
 }
 
 /// The body of a 202: the operation goes on, and where to see how it ends.
@@ -151,7 +168,75 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::{
+        config_value::Invalid,
+        faults::{backend, ledger, Action},
+    };
+
+    #[test]
+    fn each_fault_error_answers_its_status() {
+        let cases = [
+            (Error::UnknownTarget("nope".into()), 404),
+            (Error::NotFound("f-1".into()), 404),
+            (
+                Error::UnsupportedAction {
+                    target: "kafka".into(),
+                    action: Action::Disconnect,
+                    backend: "process",
+                    reason: None,
+                },
+                400,
+            ),
+            (
+                Error::DurationTooLong {
+                    requested: Duration::from_secs(3600),
+                    max: Duration::from_secs(600),
+                },
+                400,
+            ),
+            (Error::ZeroDuration, 400),
+            (
+                Error::Conflict {
+                    target: "kafka".into(),
+                    fault_id: "f-1".into(),
+                },
+                409,
+            ),
+            (
+                Error::NoEligibleMember {
+                    group: "taskmanager".into(),
+                    reason: "every member has a fault in effect".into(),
+                },
+                409,
+            ),
+            (
+                Error::Backend {
+                    target: "kafka".into(),
+                    action: Action::Stop,
+                    source: Arc::new(backend::Error::NotRunning("kafka".into())),
+                },
+                502,
+            ),
+            (
+                Error::Ledger(ledger::Error::Corrupt {
+                    path: "faults.json".into(),
+                    message: "truncated".into(),
+                }),
+                500,
+            ),
+            (
+                Error::Config(Invalid::new("faults.ledger", "must not be empty")),
+                500,
+            ),
+            (Error::Stopped, 503),
+        ];
+        for (e, code) in cases {
+            assert_eq!(status(&e).as_u16(), code, "{}: {e}", e.kind());
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_operation_is_answered_in_time_and_still_finishes() {
