@@ -29,7 +29,7 @@ use crate::{
     grafana::Annotator,
     http,
     kafka::{lag::AckIndex, monitor::LagMonitor},
-    metrics::Upstreams,
+    metrics::{Exposition, Upstreams},
 };
 
 /// Acks held per partition for exact time lag before falling back to interpolation.
@@ -72,8 +72,15 @@ impl App {
             registry,
         )
         .context("generator producer")?;
-        let lag = LagMonitor::build(&config.kafka, acks, registry, upstreams.clone())
-            .context("kafka lag monitor")?;
+        let mut exposition = Exposition::new(registry.clone());
+        let lag = LagMonitor::build(
+            &config.kafka,
+            acks,
+            registry,
+            exposition.block(),
+            upstreams.clone(),
+        )
+        .context("kafka lag monitor")?;
         let flink = FlinkMonitor::build(&config.flink, registry, upstreams.clone())
             .context("flink monitor")?;
         let (faults, faults_handle) =
@@ -102,7 +109,7 @@ impl App {
         let (drills, drills_handle) =
             Drills::build(&config.drills, sources, registry).context("drills")?;
         let state = http::State {
-            registry: registry.clone(),
+            exposition,
             upstreams,
             generator: generator_handle,
             faults: faults_handle,

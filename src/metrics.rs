@@ -5,12 +5,18 @@
 //! `Metrics::register`; nothing registers into prometheus' default registry. This module does
 //! not own any component's metrics, only the shared `firedrill_upstream_up` family and the
 //! readiness it implies.
+//!
+//! A component whose series are many and change only when it polls (the lag monitor's, per
+//! group and partition) keeps them in a registry of its own and renders them once per poll
+//! into a [`Rendered`] block; `/metrics` serves the [`Exposition`]: the one registry, then
+//! those blocks as they were last rendered.
 
 use std::sync::{
     atomic::{AtomicBool, Ordering},
-    Arc,
+    Arc, PoisonError, RwLock,
 };
 
+use bytes::Bytes;
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// The `Content-Type` of the text exposition format.
@@ -38,6 +44,60 @@ pub fn encode(registry: &Registry) -> Vec<u8> {
         .encode(&registry.gather(), &mut buf)
         .expect("text encoding into a Vec cannot fail");
     buf
+}
+
+/// A block of the exposition rendered by its owner when its values change, not on every
+/// scrape. Its families must not also be in the one registry. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Rendered(Arc<RwLock<Bytes>>);
+
+impl Rendered {
+    /// Replaces the block with every family of `registry`, encoded.
+    pub fn render(&self, registry: &Registry) {
+        let text = Bytes::from(encode(registry));
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = text;
+    }
+
+    fn text(&self) -> Bytes {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What `/metrics` serves: the one registry, encoded at each scrape, then the [`Rendered`]
+/// blocks handed out by [`Exposition::block`].
+#[derive(Clone)]
+pub struct Exposition {
+    registry: Registry,
+    blocks: Vec<Rendered>,
+}
+
+impl Exposition {
+    /// An exposition of `registry` with no blocks yet.
+    pub fn new(registry: Registry) -> Self {
+        Exposition {
+            registry,
+            blocks: Vec::new(),
+        }
+    }
+
+    /// A new block, served after the registry (empty until first rendered).
+    pub fn block(&mut self) -> Rendered {
+        let block = Rendered::default();
+        self.blocks.push(block.clone());
+        block
+    }
+
+    /// The text exposition: the registry's families, then every block.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut text = encode(&self.registry);
+        for block in &self.blocks {
+            text.extend_from_slice(&block.text());
+        }
+        text
+    }
 }
 
 /// Registers `metric` and returns it, panicking on a duplicate name (a programming error
@@ -152,5 +212,32 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("firedrill_build_info{version="), "{text}");
+    }
+
+    #[test]
+    fn an_exposition_serves_blocks_as_last_rendered() {
+        let mut exposition = Exposition::new(registry());
+        let block = exposition.block();
+        let own = Registry::new();
+        let gauge = register(&own, prometheus::IntGauge::new("own_series", "h").unwrap());
+        let text = |e: &Exposition| String::from_utf8(e.encode()).unwrap();
+        assert!(text(&exposition).contains("firedrill_build_info"));
+        assert!(
+            !text(&exposition).contains("own_series"),
+            "not rendered yet"
+        );
+
+        gauge.set(7);
+        block.render(&own);
+        gauge.set(8);
+        let served = text(&exposition);
+        assert!(served.contains("own_series 7\n"), "{served}");
+        assert!(served.contains("# TYPE own_series gauge"), "{served}");
+        assert!(
+            served.find("firedrill_build_info") < served.find("own_series"),
+            "registry first: {served}"
+        );
+        block.render(&own);
+        assert!(text(&exposition).contains("own_series 8\n"));
     }
 }

@@ -11,7 +11,7 @@ use crate::metrics::{self, Upstream};
 pub fn metrics(state: &State) -> Response<Body> {
     Response::builder()
         .header(header::CONTENT_TYPE, metrics::CONTENT_TYPE)
-        .body(Full::new(Bytes::from(metrics::encode(&state.registry))))
+        .body(Full::new(Bytes::from(state.exposition.encode())))
         .expect("valid response")
 }
 

@@ -58,15 +58,16 @@ use hyper::{
     StatusCode,
 };
 use hyper_util::rt::TokioIo;
-use prometheus::Registry;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
 use crate::{
-    alerts::Alerts, config_value::Invalid, drills as drill, faults as fault, generator as gen,
-    metrics::Upstreams,
+    alerts::Alerts,
+    config_value::Invalid,
+    drills as drill, faults as fault, generator as gen,
+    metrics::{Exposition, Upstreams},
 };
 
 /// The governor limiter of mutations (one bucket for the whole API).
@@ -132,8 +133,8 @@ impl Config {
 
 /// What handlers read and control.
 pub struct State {
-    /// The one registry, encoded by `/metrics`.
-    pub registry: Registry,
+    /// What `/metrics` serves: the one registry and the blocks rendered by their owners.
+    pub exposition: Exposition,
     /// Upstream answers, for `/readyz`.
     pub upstreams: Upstreams,
     /// The generator's controls.

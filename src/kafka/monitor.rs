@@ -1,10 +1,13 @@
 //! The lag monitor: polls the orders topic's watermarks and each watched group's committed
 //! offsets in the background, and exports lag in messages and seconds.
 //!
-//! A scrape never waits on Kafka: this task sets the gauges, `/metrics` reads them. When the
-//! broker cannot be reached the lag is unknown, so the lag series are removed (absent, never
-//! a misleading 0) and `firedrill_upstream_up{upstream="kafka"}` is 0. The arithmetic is in
-//! `kafka::lag`; this module only fetches and exports.
+//! A scrape never waits on Kafka: this task sets the gauges, `/metrics` reads them. The
+//! per-partition series (5 families x groups x partitions: 825 series with 2 groups on 100
+//! partitions) live in a registry of the monitor's own and are rendered into the exposition
+//! once per poll, so a scrape does not gather and encode them again (see
+//! `metrics::Rendered`). When the broker cannot be reached the lag is unknown, so the lag
+//! series are removed (absent, never a misleading 0) and `firedrill_upstream_up{upstream=
+//! "kafka"}` is 0. The arithmetic is in `kafka::lag`; this module only fetches and exports.
 
 use std::{
     sync::{Arc, Mutex},
@@ -27,7 +30,7 @@ use super::{
 };
 use crate::{
     clock::now_ms,
-    metrics::{register, Upstream, Upstreams},
+    metrics::{register, Rendered, Upstream, Upstreams},
 };
 
 /// Samples of watermark history kept per partition (at 2 s polls: 30 minutes).
@@ -80,6 +83,9 @@ pub enum Error {
 }
 
 struct Metrics {
+    /// The per-partition families, rendered into `rendered` after each poll.
+    series: Registry,
+    rendered: Rendered,
     high: IntGaugeVec,
     committed: IntGaugeVec,
     lag_messages: IntGaugeVec,
@@ -89,10 +95,11 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn register(registry: &Registry) -> Self {
+    fn register(registry: &Registry, rendered: Rendered) -> Self {
+        let series = Registry::new();
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             register(
-                registry,
+                &series,
                 IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
             )
         };
@@ -114,7 +121,7 @@ impl Metrics {
                 group_labels,
             ),
             lag_seconds: register(
-                registry,
+                &series,
                 GaugeVec::new(
                     Opts::new(
                         "firedrill_kafka_consumer_lag_seconds",
@@ -137,6 +144,8 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
+            series,
+            rendered,
         }
     }
 
@@ -147,6 +156,12 @@ impl Metrics {
         self.lag_messages.reset();
         self.lag_seconds.reset();
         self.lag_exact.reset();
+        self.render();
+    }
+
+    /// Publishes the per-partition series as they are now.
+    fn render(&self) {
+        self.rendered.render(&self.series);
     }
 }
 
@@ -174,11 +189,12 @@ pub struct LagMonitor {
 
 impl LagMonitor {
     /// Creates the clients (no connection is made yet). `acks` is shared with the generator,
-    /// which records every acked order in it.
+    /// which records every acked order in it; the per-partition series go to `rendered`.
     pub fn build(
         config: &Config,
         acks: Arc<Mutex<AckIndex>>,
         registry: &Registry,
+        rendered: Rendered,
         upstreams: Upstreams,
     ) -> Result<LagMonitor, Error> {
         let consumer = |group: &str| -> Result<BaseConsumer<Quiet>, Error> {
@@ -202,7 +218,7 @@ impl LagMonitor {
             clients: Arc::new(clients),
             acks,
             history: WatermarkHistory::with_capacity(HISTORY_SAMPLES),
-            metrics: Metrics::register(registry),
+            metrics: Metrics::register(registry, rendered),
             upstreams,
             snapshot: watch::Sender::new(LagSnapshot::default()),
         })
@@ -322,6 +338,7 @@ impl LagMonitor {
             }
             snapshot.groups.push((group.clone(), lags));
         }
+        self.metrics.render();
         debug!(groups = snapshot.groups.len(), "kafka lag polled");
         self.snapshot.send_replace(snapshot);
     }
