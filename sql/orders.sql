@@ -32,6 +32,10 @@ CREATE TABLE orders (
     -- a new group starts at the beginning.
     'scan.startup.mode' = 'group-offsets',
     'properties.auto.offset.reset' = 'earliest',
+    -- How long the broker may hold a fetch that finds nothing new (the Kafka client's default
+    -- is 500 ms). Apache Kafka answers as soon as records arrive; tansu, the local stack's
+    -- broker, holds every fetch this long, so the local stack sets 20 ms (compose/local/stack).
+    'properties.fetch.max.wait.ms' = '${KAFKA_FETCH_MAX_WAIT_MS:-500}',
     'format' = 'json',
     'json.timestamp-format.standard' = 'SQL',
     -- Unparseable records and fields become NULL instead of failing the job.

@@ -54,6 +54,10 @@ impl Consumer {
             .set("group.id", format!("firedrill-audit-{run_id}"))
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
+            .set(
+                "fetch.wait.max.ms",
+                config.fetch_wait.as_millis().max(1).to_string(),
+            )
             .create_with_context(kafka::Quiet)?;
         Ok(Consumer {
             consumer,

@@ -42,6 +42,12 @@ pub struct Config {
     /// Deadline of one metadata/watermark/offset request.
     #[serde(with = "crate::config_value::duration")]
     pub request_timeout: Duration,
+    /// `fetch.wait.max.ms` of the audit's consumer of `processed_topic`: how long the broker
+    /// may hold a fetch that finds nothing new. Apache Kafka answers as soon as records
+    /// arrive, so there this only paces idle polling; tansu holds every fetch for its full
+    /// wait, so on the local stack it adds up to this much to every measured latency.
+    #[serde(with = "crate::config_value::duration")]
+    pub fetch_wait: Duration,
     /// Extra librdkafka properties for every client (security settings, for example).
     pub properties: BTreeMap<String, String>,
 }
@@ -56,6 +62,7 @@ impl Default for Config {
             consumer_groups: vec!["flink-order-processor".to_string()],
             poll_interval: Duration::from_secs(2),
             request_timeout: Duration::from_secs(2),
+            fetch_wait: Duration::from_millis(20),
             properties: BTreeMap::new(),
         }
     }
