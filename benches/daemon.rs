@@ -9,6 +9,8 @@
 //! 2. Footprint at the seed's load: the default config (the pipeline's `orders` topic,
 //!    10 orders/s, Flink consuming), a warm-up, then RSS (`VmRSS`) sampled every second and
 //!    CPU (utime + stime from `/proc/PID/stat`) over the window, as % of one core.
+//! 3. `/metrics` latency with Kafka and Flink both down: the daemon pointed at a closed port
+//!    for both (the local stack is left alone), timed as in 1 once both upstreams read 0.
 //!
 //! Owns nothing but its own measurements. The daemon's logs go to `target/bench/`.
 //!
@@ -18,20 +20,19 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fs::File,
-    io::{BufRead, BufReader, Read, Write},
-    net::{SocketAddr, TcpStream},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::Path,
     thread,
     time::{Duration, Instant},
 };
 
 mod support;
 
-use nix::{sys::signal, unistd::Pid};
 use rdkafka::consumer::Consumer;
-use support::{clock_ticks, ensure_topic, loadavg, other_daemons, row, BROKER, FLINK};
+use support::{
+    clock_ticks,
+    daemon::{sample, Daemon, Http, ACKED, FAILED},
+    ensure_topic, loadavg, other_daemons, row, BROKER, FLINK,
+};
 
 const WIDE_TOPIC: &str = "bench-orders-100";
 const WIDE_PARTITIONS: i32 = 100;
@@ -86,17 +87,13 @@ fn main() {
     ));
     metrics_latency(&plan, &mut rows);
     footprint(&plan, &mut rows);
+    upstreams_down(&plan, &mut rows);
     rows.push(row(
         "load after / other daemons",
         format!("{} / {}", loadavg(), other_daemons()),
     ));
 
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-    println!("{:width$}  value", "measure");
-    println!("{:-<width$}  {:-<40}", "", "");
-    for (name, value) in rows {
-        println!("{name:width$}  {value}");
-    }
+    support::print_table(rows);
 }
 
 /// Times `plan.requests` sequential `GET /metrics` (after the warm-up ones) into `rows`.
@@ -120,7 +117,7 @@ fn time_scrapes(plan: &Plan, http: &mut Http, label: &str, rows: &mut Rows) {
     let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
     let p99 = ms(pct(0.99));
     rows.push(row(
-        &format!("(1) /metrics at {label}: requests"),
+        &format!("{label}: requests"),
         format!(
             "{} after {} warm-up, keep-alive, {:.0} req/s; {series} series, {bytes} bytes",
             plan.requests,
@@ -129,7 +126,7 @@ fn time_scrapes(plan: &Plan, http: &mut Http, label: &str, rows: &mut Rows) {
         ),
     ));
     rows.push(row(
-        &format!("(1) /metrics at {label}: p50 / p99 / max"),
+        &format!("{label}: p50 / p99 / max"),
         format!(
             "{:.3} / {p99:.3} / {:.3} ms  (p99 target < {TARGET_P99_MS} ms: {})",
             ms(pct(0.50)),
@@ -194,8 +191,8 @@ fn metrics_latency(plan: &Plan, rows: &mut Rows) {
     // Timed twice: while the daemon produces the 500 orders/s that fed every partition, then
     // at the seed's 10 orders/s (the load firedrill runs at), with every series still there.
     for (rate, label) in [
-        (WIDE_RATE, "500 orders/s"),
-        (SEED_RATE, "seed's 10 orders/s"),
+        (WIDE_RATE, "(1) /metrics at 500 orders/s"),
+        (SEED_RATE, "(1) /metrics at seed's 10 orders/s"),
     ] {
         if rate != WIDE_RATE {
             http.request(
@@ -210,6 +207,58 @@ fn metrics_latency(plan: &Plan, rows: &mut Rows) {
         "(1) daemon RSS at the end",
         format!("{:.1} MiB", daemon.rss_mib()),
     ));
+    drop(http);
+    daemon.stop();
+}
+
+/// Part 3: `/metrics` while neither Kafka nor Flink answers.
+fn upstreams_down(plan: &Plan, rows: &mut Rows) {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/firedrill.toml");
+    // Port 9 (discard) on loopback: nothing listens, every connection is refused at once.
+    let daemon = Daemon::start(
+        "down",
+        &config,
+        &[
+            ("FIREDRILL_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+            ("FIREDRILL_FLINK__REST_URL", "http://127.0.0.1:9"),
+        ],
+    );
+    println!(
+        "(3) daemon pid {} on {} with Kafka and Flink at 127.0.0.1:9 (closed); waiting until \
+         both read down",
+        daemon.pid(),
+        daemon.addr
+    );
+    let mut http = Http::connect(daemon.addr);
+    let waited = Instant::now();
+    let up = |body: &str, upstream: &str| {
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "firedrill_upstream_up{{upstream=\"{upstream}\"}} "
+                ))
+            })
+            .map(str::trim)
+            .map(str::to_string)
+    };
+    loop {
+        let body = http.get("/metrics");
+        let (kafka, flink) = (up(&body, "kafka"), up(&body, "flink"));
+        if kafka.as_deref() == Some("0") && flink.as_deref() == Some("0") {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "after 60 s upstream_up is kafka={kafka:?} flink={flink:?} (log {})",
+            daemon.log.display()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "(3) both down after {:.1} s",
+        waited.elapsed().as_secs_f64()
+    );
+    time_scrapes(plan, &mut http, "(3) /metrics, Kafka and Flink down", rows);
     drop(http);
     daemon.stop();
 }
@@ -342,184 +391,6 @@ fn footprint(plan: &Plan, rows: &mut Rows) {
     rows.push(row("(2) threads", daemon.status_field("Threads:")));
     drop(http);
     daemon.stop();
-}
-
-const ACKED: &str = "firedrill_generator_orders_total{outcome=\"acked\"}";
-const FAILED: &str = "firedrill_generator_orders_total{outcome=\"failed\"}";
-
-/// The value of one series (name and labels exactly as exposed) in a `/metrics` body.
-fn sample(body: &str, series: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{series} in /metrics"))
-}
-
-/// A `firedrill serve` process; SIGTERM (then SIGKILL) when stopped or dropped.
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Daemon {
-    /// Starts the daemon on `127.0.0.1:0` with `config` and `env`; its logs go to
-    /// `target/bench/daemon-<name>.log`.
-    fn start(name: &str, config: &Path, env: &[(&str, &str)]) -> Daemon {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-        std::fs::create_dir_all(&dir).expect("create target/bench");
-        let log = dir.join(format!("daemon-{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("FIREDRILL_HTTP__LISTEN", "127.0.0.1:0")
-            .env_remove("RUST_LOG")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(File::create(&log).expect("create the daemon log"))
-            .spawn()
-            .expect("start firedrill");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        stdout
-            .read_line(&mut line)
-            .expect("read firedrill's stdout");
-        let Some(addr) = line
-            .trim()
-            .strip_prefix("firedrill listening on http://")
-            .and_then(|a| a.parse().ok())
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "firedrill did not start (first line {line:?}); its log {}:\n{}",
-                log.display(),
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        // Nothing else is expected on stdout, but a full pipe must never block the daemon.
-        thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        Daemon { child, addr, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn status_field(&self, field: &str) -> String {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("/proc/PID/status")
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
-    }
-
-    fn rss_mib(&self) -> f64 {
-        let kib: f64 = self
-            .status_field("VmRSS:")
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .expect("VmRSS in kB");
-        kib / 1024.0
-    }
-
-    /// utime + stime, in clock ticks.
-    fn cpu_ticks(&self) -> u64 {
-        support::cpu_ticks(&self.pid().to_string()).expect("/proc/PID/stat")
-    }
-
-    fn stop(mut self) {
-        self.terminate();
-    }
-
-    fn terminate(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            return;
-        }
-        let pid = Pid::from_raw(self.child.id() as i32);
-        let _ = signal::kill(pid, signal::Signal::SIGTERM);
-        let until = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("firedrill (pid {pid}) ignored SIGTERM for 30 s: SIGKILL");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.terminate();
-    }
-}
-
-/// HTTP/1.1 GETs on one keep-alive connection; enough of the protocol for `/metrics`.
-struct Http {
-    addr: SocketAddr,
-    reader: BufReader<TcpStream>,
-}
-
-impl Http {
-    fn connect(addr: SocketAddr) -> Http {
-        let stream = TcpStream::connect(addr).expect("connect to firedrill");
-        stream.set_nodelay(true).expect("TCP_NODELAY");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("read timeout");
-        Http {
-            addr,
-            reader: BufReader::with_capacity(256 * 1024, stream),
-        }
-    }
-
-    /// GET `path`; panics unless the answer is 200 with a Content-Length body.
-    fn get(&mut self, path: &str) -> String {
-        self.request("GET", path, "")
-    }
-
-    /// `method path` with a JSON `body`; panics unless the answer is 200 with a
-    /// Content-Length body.
-    fn request(&mut self, method: &str, path: &str, body: &str) -> String {
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        );
-        self.reader
-            .get_mut()
-            .write_all(request.as_bytes())
-            .expect("send request");
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        assert!(
-            line.starts_with("HTTP/1.1 200"),
-            "{method} {path}: {line:?}"
-        );
-        let mut length = None;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).expect("header line");
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse::<usize>().ok();
-                }
-            }
-        }
-        let length = length.unwrap_or_else(|| panic!("GET {path}: no Content-Length"));
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).expect("body");
-        String::from_utf8(body).expect("UTF-8 body")
-    }
 }
 
 /// The high watermark of every partition of `topic`, indexed by partition.

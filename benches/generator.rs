@@ -204,12 +204,7 @@ fn main() {
         format!("{} / {}", loadavg(), other_daemons()),
     ));
 
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-    println!("{:width$}  value", "measure");
-    println!("{:-<width$}  {:-<40}", "", "");
-    for (name, value) in rows {
-        println!("{name:width$}  {value}");
-    }
+    support::print_table(rows);
 }
 
 /// firedrill's real generator, built as `app.rs` builds it, at `rate` for one measurement.

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // each bench uses its own part of this module
 
+pub mod daemon;
+pub mod stack;
+
 use std::{
     net::TcpStream,
     path::{Path, PathBuf},
@@ -134,4 +137,14 @@ pub fn other_daemons() -> usize {
             })
             .count()
     })
+}
+
+/// Prints `rows` as a two-column table.
+pub fn print_table(rows: Vec<(String, String)>) {
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    println!("{:width$}  value", "measure");
+    println!("{:-<width$}  {:-<40}", "", "");
+    for (name, value) in rows {
+        println!("{name:width$}  {value}");
+    }
 }
