@@ -8,7 +8,7 @@
 
 use std::{
     io::{self, BufRead, IsTerminal, Write},
-    path::Path,
+    path::PathBuf,
     process::ExitCode,
     time::Duration,
 };
@@ -355,17 +355,19 @@ pub async fn fault(
     }
 }
 
-/// `firedrill compare A.json B.json --format md|json`.
-pub fn compare(a: &Path, b: &Path, format: &str) -> ExitCode {
-    let read = |path: &Path| -> Result<Report, String> {
+/// `firedrill compare A.json B.json --format md|json`, or several runs per side:
+/// `firedrill compare A1.json A2.json vs B1.json B2.json`.
+pub fn compare(a: &[PathBuf], b: &[PathBuf], format: &str) -> ExitCode {
+    let read = |path: &PathBuf| -> Result<Report, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         Report::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
     };
-    let (a, b) = match (read(a), read(b)) {
+    let read_all = |paths: &[PathBuf]| paths.iter().map(read).collect::<Result<Vec<_>, _>>();
+    let (a, b) = match (read_all(a), read_all(b)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
-    let comparison = compare::compare(&a, &b);
+    let comparison = compare::compare_runs(&a, &b);
     match format {
         "json" => println!(
             "{}",
@@ -374,6 +376,23 @@ pub fn compare(a: &Path, b: &Path, format: &str) -> ExitCode {
         _ => println!("{}", comparison.markdown()),
     }
     ExitCode::SUCCESS
+}
+
+/// Splits `compare`'s files into its two sides: at the word `vs`, or two files one each.
+pub fn sides(files: &[PathBuf]) -> Result<(&[PathBuf], &[PathBuf]), String> {
+    let split: Vec<usize> = (0..files.len())
+        .filter(|&i| files[i].as_os_str() == "vs")
+        .collect();
+    match split[..] {
+        [] if files.len() == 2 => Ok((&files[..1], &files[1..])),
+        [] => Err(format!(
+            "{} reports and no `vs`: give two reports, or A's reports, `vs`, B's reports",
+            files.len()
+        )),
+        [i] if i > 0 && i + 1 < files.len() => Ok((&files[..i], &files[i + 1..])),
+        [_] => Err("`vs` needs at least one report on each side".to_owned()),
+        _ => Err("`vs` may appear only once".to_owned()),
+    }
 }
 
 #[cfg(test)]

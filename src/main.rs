@@ -98,12 +98,13 @@ enum Command {
         #[command(flatten)]
         api: Api,
     },
-    /// Compare two report files (JSON): per metric both values, the winner, the improvement.
+    /// Compare report files (JSON): per metric both sides' values, the winner, the improvement,
+    /// and a recommendation. `A.json B.json` compares two drills; `A1.json A2.json vs B1.json
+    /// B2.json` compares the medians of several runs per side.
     Compare {
-        /// First report (JSON).
-        a: PathBuf,
-        /// Second report (JSON).
-        b: PathBuf,
+        /// The reports: two files, or side A's files, the word `vs`, side B's files.
+        #[arg(required = true, num_args = 2..)]
+        files: Vec<PathBuf>,
         /// md or json.
         #[arg(long, default_value = "md")]
         format: String,
@@ -130,16 +131,22 @@ impl Api {
 /// `drill` without a scenario and without a terminal: clap's usage error, exit 64 rather than
 /// waiting on a stdin nobody types into.
 fn drill_usage_error() -> ExitCode {
-    let mut command = Cli::command();
-    command.build();
-    let drill = command
-        .find_subcommand_mut("drill")
-        .expect("the drill subcommand");
-    let error = drill.error(
+    usage_error(
+        "drill",
         ErrorKind::MissingRequiredArgument,
         "name a scenario (taskmanager, jobmanager, kafka or comprehensive); \
          without one the menu needs stdin to be a terminal",
-    );
+    )
+}
+
+/// A usage error of `subcommand` that clap's parsing cannot see, printed as clap's own.
+fn usage_error(subcommand: &str, kind: ErrorKind, message: &str) -> ExitCode {
+    let mut command = Cli::command();
+    command.build();
+    let error = command
+        .find_subcommand_mut(subcommand)
+        .expect("a subcommand of the CLI")
+        .error(kind, message);
     let _ = error.print();
     ExitCode::from(EXIT_CONFIG)
 }
@@ -217,7 +224,10 @@ fn main() -> ExitCode {
             reset,
         )),
         Command::Report { id, format, api } => block_on(cli::report(&api.client(), &id, &format)),
-        Command::Compare { a, b, format } => cli::compare(&a, &b, &format),
+        Command::Compare { files, format } => match cli::sides(&files) {
+            Ok((a, b)) => cli::compare(a, b, &format),
+            Err(e) => usage_error("compare", ErrorKind::WrongNumberOfValues, &e),
+        },
         Command::Serve {
             config,
             shutdown_timeout,
