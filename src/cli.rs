@@ -90,6 +90,27 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_ERROR)
 }
 
+/// The scenario argument of `firedrill drill`, checked before the daemon is asked: an unknown
+/// name lists the scenarios, and a duration in its place (`firedrill drill 60`) says that the
+/// scenario comes first.
+pub fn parse_scenario(s: &str) -> Result<String, String> {
+    if Scenario::parse(s).is_some() {
+        return Ok(s.to_owned());
+    }
+    let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.as_str()).collect();
+    if parse_duration(s).is_ok() {
+        return Err(format!(
+            "{s} is a duration, not a scenario: the scenario comes first, e.g. `firedrill drill \
+             taskmanager {s}` (scenarios: {})",
+            names.join(", ")
+        ));
+    }
+    Err(format!(
+        "unknown scenario (scenarios: {})",
+        names.join(", ")
+    ))
+}
+
 /// A duration argument (fault duration, baseline) as the daemon is sent it: a bare number is
 /// seconds (`60` becomes `60s`, as the seed's `disaster-drill.py taskmanager 60` meant it);
 /// anything else must be a humantime duration (`90s`, `2m`) and is sent as written. Zero is
@@ -110,14 +131,6 @@ pub fn parse_duration(s: &str) -> Result<String, String> {
     }
 }
 
-/// The menu's drills, in the order it numbers them.
-const MENU: [(Scenario, &str); 4] = [
-    (Scenario::Taskmanager, "TaskManager failure"),
-    (Scenario::Jobmanager, "JobManager failure"),
-    (Scenario::Kafka, "Kafka outage"),
-    (Scenario::Comprehensive, "Comprehensive (all three)"),
-];
-
 /// A drill chosen in the menu.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
@@ -134,15 +147,15 @@ pub struct Choice {
 /// input): no drill is to be started.
 pub fn menu(input: &mut impl BufRead, output: &mut impl Write) -> io::Result<Option<Choice>> {
     writeln!(output, "Which drill?")?;
-    for (number, (_, name)) in (1..).zip(MENU) {
-        writeln!(output, "  {number}) {name}")?;
+    for (number, scenario) in (1..).zip(Scenario::ALL) {
+        writeln!(output, "  {number}) {}", scenario.title())?;
     }
     let scenario = loop {
         let Some(answer) = ask(input, output, "Drill [1-4, q to quit]: ")? else {
             return Ok(None);
         };
         let picked = match answer.parse::<usize>() {
-            Ok(n @ 1..=4) => Some(MENU[n - 1].0),
+            Ok(n @ 1..=4) => Some(Scenario::ALL[n - 1]),
             _ => Scenario::parse(&answer.to_ascii_lowercase()),
         };
         match picked {
@@ -410,6 +423,28 @@ mod tests {
             scenario,
             fault_duration: fault_duration.map(str::to_string),
         })
+    }
+
+    #[test]
+    fn a_scenario_is_checked_and_a_duration_in_its_place_is_named() {
+        for name in ["taskmanager", "jobmanager", "kafka", "comprehensive"] {
+            assert_eq!(parse_scenario(name).as_deref(), Ok(name));
+        }
+        assert_eq!(
+            parse_scenario("60"),
+            Err(
+                "60 is a duration, not a scenario: the scenario comes first, e.g. `firedrill \
+                 drill taskmanager 60` (scenarios: taskmanager, jobmanager, kafka, comprehensive)"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            parse_scenario("taskmanger"),
+            Err(
+                "unknown scenario (scenarios: taskmanager, jobmanager, kafka, comprehensive)"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]

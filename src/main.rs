@@ -49,6 +49,7 @@ enum Command {
     /// scenario when stdin is not a terminal.
     Drill {
         /// taskmanager, jobmanager, kafka or comprehensive; absent: a menu asks.
+        #[arg(value_parser = cli::parse_scenario)]
         scenario: Option<String>,
         /// How long the fault lasts: seconds (60) or e.g. 90s, 2m (the daemon's default when
         /// absent).

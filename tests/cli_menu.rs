@@ -274,6 +274,17 @@ async fn a_bare_number_is_seconds_as_in_the_seeds_script() {
         "{}",
         run.output
     );
+    // The seed's order is scenario, then seconds: a duration in the scenario's place says so.
+    let run = without_terminal(&["drill", "60", "--url", &daemon.url]).await;
+    assert_eq!(run.code, Some(2), "clap's usage error:\n{}", run.output);
+    assert!(
+        run.output.contains(
+            "60 is a duration, not a scenario: the scenario comes first, e.g. `firedrill drill \
+             taskmanager 60`"
+        ),
+        "{}",
+        run.output
+    );
     let requests = daemon.requests();
     assert!(requests.is_empty(), "{requests:?}");
 }

@@ -490,12 +490,7 @@ impl Drills {
         metrics.guarantee.with_label_values(&[guarantee]).set(1);
         // Every scenario's outcome series from the start, so dashboards and `increase()` see
         // the first drill of each kind as a step from 0.
-        for scenario in [
-            Scenario::Taskmanager,
-            Scenario::Jobmanager,
-            Scenario::Kafka,
-            Scenario::Comprehensive,
-        ] {
+        for scenario in Scenario::ALL {
             for state in [
                 DrillState::Done,
                 DrillState::Refused,

@@ -34,6 +34,24 @@ impl Scenario {
         }
     }
 
+    /// Every scenario, in the order the CLI's menu and its errors list them.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Taskmanager,
+        Scenario::Jobmanager,
+        Scenario::Kafka,
+        Scenario::Comprehensive,
+    ];
+
+    /// What the CLI's menu calls it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Scenario::Taskmanager => "TaskManager failure",
+            Scenario::Jobmanager => "JobManager failure",
+            Scenario::Kafka => "Kafka outage",
+            Scenario::Comprehensive => "Comprehensive (all three)",
+        }
+    }
+
     /// Parses a scenario name.
     pub fn parse(s: &str) -> Option<Scenario> {
         serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
