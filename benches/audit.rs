@@ -40,8 +40,7 @@ const RUN_ID: &str = "bench";
 const MAX_IN_FLIGHT: usize = 10_000;
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick")
-        || std::env::var_os("FIREDRILL_BENCH_QUICK").is_some_and(|v| v != "0");
+    let quick = support::quick();
     let orders: u64 = if quick { 200_000 } else { 2_000_000 };
     println!(
         "firedrill audit bench{}: {orders} orders through the audit actor",

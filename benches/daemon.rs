@@ -31,7 +31,7 @@ use rdkafka::consumer::Consumer;
 use support::{
     clock_ticks,
     daemon::{sample, Daemon, Http, ACKED, FAILED},
-    ensure_topic, loadavg, other_daemons, row, BROKER, FLINK,
+    ensure_topic, loadavg, other_daemons, row, Rows, BROKER, FLINK,
 };
 
 const WIDE_TOPIC: &str = "bench-orders-100";
@@ -54,11 +54,8 @@ struct Plan {
     footprint_window: Duration,
 }
 
-type Rows = Vec<(String, String)>;
-
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick")
-        || std::env::var_os("FIREDRILL_BENCH_QUICK").is_some_and(|v| v != "0");
+    let quick = support::quick();
     let plan = if quick {
         Plan {
             requests: 200,

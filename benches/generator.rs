@@ -85,8 +85,7 @@ struct Run {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick")
-        || std::env::var_os("FIREDRILL_BENCH_QUICK").is_some_and(|v| v != "0");
+    let quick = support::quick();
     let plan = if quick {
         Plan {
             rounds: 1,

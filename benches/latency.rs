@@ -38,7 +38,7 @@ use support::{
     daemon::{sample, Daemon, Http},
     loadavg, row,
     stack::{engine_processes, resubmit, Cpu, StackDaemonPaused},
-    BROKER, FLINK,
+    Rows, BROKER, FLINK,
 };
 
 const OUTPUT_TOPIC: &str = "processed_orders";
@@ -52,11 +52,8 @@ struct Plan {
     window: Duration,
 }
 
-type Rows = Vec<(String, String)>;
-
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick")
-        || std::env::var_os("FIREDRILL_BENCH_QUICK").is_some_and(|v| v != "0");
+    let quick = support::quick();
     let plan = if quick {
         Plan {
             settle: Duration::from_secs(5),

@@ -34,7 +34,7 @@ use support::{
     daemon::{sample, try_sample, Daemon, Http},
     loadavg, row,
     stack::{active_job, engine_processes, stack, Cpu, StackDaemonPaused},
-    BROKER, FLINK,
+    Rows, BROKER, FLINK,
 };
 
 const STEPS: [u32; 9] = [10, 1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 8_000, 12_000];
@@ -48,11 +48,8 @@ struct Plan {
     outage_rate: u32,
 }
 
-type Rows = Vec<(String, String)>;
-
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick")
-        || std::env::var_os("FIREDRILL_BENCH_QUICK").is_some_and(|v| v != "0");
+    let quick = support::quick();
     let plan = if quick {
         Plan {
             settle: Duration::from_secs(5),

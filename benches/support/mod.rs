@@ -115,6 +115,16 @@ pub fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// A bench's table: (measure, value) rows.
+pub type Rows = Vec<(String, String)>;
+
+/// Whether this is a smoke run: `cargo bench --bench NAME -- --quick`, or
+/// `FIREDRILL_BENCH_QUICK` set to anything but 0.
+pub fn quick() -> bool {
+    std::env::args().any(|a| a == "--quick")
+        || std::env::var_os("FIREDRILL_BENCH_QUICK").is_some_and(|v| v != "0")
+}
+
 /// One row of a bench's table.
 pub fn row(name: &str, value: impl ToString) -> (String, String) {
     (name.to_string(), value.to_string())
