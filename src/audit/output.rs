@@ -1,5 +1,7 @@
 //! The pipeline's output on Flink's own clock: for every 100 ms of `processed_at`, how many
-//! records came out and the worst pipeline latency (`processed_at - event_time`) among them.
+//! records came out, the worst pipeline latency (`processed_at - event_time`) among them, and
+//! the exact times of its first and last record, so gaps are measured to the millisecond
+//! between the records on either side, as anyone reading the topic measures them.
 //!
 //! Drill figures that say when output stopped, resumed and caught up are read from here
 //! rather than from the per-second samples: the samples are paced by the audit's tick and see
@@ -26,14 +28,29 @@ struct Bucket {
     index: i64,
     records: u32,
     max_latency_ms: u32,
+    /// `processed_at` of the bucket's first and last record, ms after the bucket's start.
+    first: u8,
+    last: u8,
+}
+
+impl Bucket {
+    /// `processed_at` of its first record.
+    fn first_ms(&self) -> i64 {
+        self.index * BUCKET_MS + i64::from(self.first)
+    }
+
+    /// `processed_at` of its last record.
+    fn last_ms(&self) -> i64 {
+        self.index * BUCKET_MS + i64::from(self.last)
+    }
 }
 
 /// An output gap: no record with `processed_at` in `[start_ms, end_ms)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gap {
-    /// Flink's time of the last record before the gap (the end of its bucket).
+    /// Flink's time of the last record before the gap.
     pub start_ms: i64,
-    /// Flink's time of the first record after it (the start of its bucket).
+    /// Flink's time of the first record after it.
     pub end_ms: i64,
 }
 
@@ -75,12 +92,17 @@ impl OutputTimeline {
         }
         self.newest = Some(self.newest.map_or(index, |n| n.max(index)));
         let slot = &mut self.slots[index.rem_euclid(BUCKETS as i64) as usize];
-        if slot.index != index {
+        let offset = processed_at_ms.rem_euclid(BUCKET_MS) as u8;
+        if slot.index != index || slot.records == 0 {
             *slot = Bucket {
                 index,
+                first: offset,
+                last: offset,
                 ..Bucket::default()
             };
         }
+        slot.first = slot.first.min(offset);
+        slot.last = slot.last.max(offset);
         slot.records = slot.records.saturating_add(1);
         let latency = latency_ms.clamp(0, i64::from(u32::MAX)) as u32;
         slot.max_latency_ms = slot.max_latency_ms.max(latency);
@@ -109,25 +131,25 @@ impl OutputTimeline {
         let mut last = self
             .buckets(from_ms - 10 * 60_000, from_ms)
             .last()
-            .map(|b| b.index);
+            .map(Bucket::last_ms);
         let mut gaps = Vec::new();
         for b in self.buckets(from_ms, to_ms) {
-            if let Some(prev) = last {
+            if let Some(start_ms) = last {
                 let gap = Gap {
-                    start_ms: (prev + 1) * BUCKET_MS,
-                    end_ms: b.index * BUCKET_MS,
+                    start_ms,
+                    end_ms: b.first_ms(),
                 };
                 if gap.ms() >= min_gap_ms {
                     gaps.push(gap);
                 }
             }
-            last = Some(b.index);
+            last = Some(b.last_ms());
         }
         gaps
     }
 
-    /// When output caught up within `[from_ms, to_ms)`: the start of the first bucket after
-    /// the last one whose worst latency exceeded `band_ms`. `from_ms` itself when no record
+    /// When output caught up within `[from_ms, to_ms)`: the first record of the first bucket
+    /// after the last one whose worst latency exceeded `band_ms`. `from_ms` itself when no record
     /// was over the band; `None` when the last record of the window is over it (not caught
     /// up yet) or the window has no record.
     pub fn caught_up(&self, from_ms: i64, to_ms: i64, band_ms: i64) -> Option<i64> {
@@ -140,7 +162,7 @@ impl OutputTimeline {
             if over {
                 caught_up = None;
             } else if caught_up.is_none() {
-                caught_up = Some(b.index * BUCKET_MS);
+                caught_up = Some(b.first_ms());
             }
         }
         if !any || over {
@@ -177,12 +199,12 @@ impl OutputTimeline {
         Some(caught_up.max(resumed))
     }
 
-    /// The end of the newest bucket with records before `to_ms` (looking back at most ten
-    /// minutes): where output stands at `to_ms`.
+    /// The last record before `to_ms` (looking back at most ten minutes): where output
+    /// stands at `to_ms`. Exact unless `to_ms` falls inside that record's bucket.
     pub fn last_output_before(&self, to_ms: i64) -> Option<i64> {
         self.buckets(to_ms - 10 * 60_000, to_ms)
             .last()
-            .map(|b| (b.index + 1) * BUCKET_MS)
+            .map(|b| b.last_ms().min(to_ms - 1))
     }
 
     /// Records with `processed_at` in `[from_ms, to_ms)`.
@@ -212,22 +234,41 @@ mod tests {
         steady(&mut t, 17, 30, 300);
         t.record(17_500, 300, 18_000);
         let gaps = t.gaps(5_000, 30_000, 2_000);
+        // Between the records on either side, to the millisecond: 9.907 s and 17.007 s.
         assert_eq!(
             gaps,
             [Gap {
-                start_ms: 10_000,
-                end_ms: 17_000
+                start_ms: 9_907,
+                end_ms: 17_007
             }]
         );
-        assert_eq!(gaps[0].ms(), 7_000);
+        assert_eq!(gaps[0].ms(), 7_100);
         // Short pauses are not gaps.
         assert!(t.gaps(0, 10_000, 200).is_empty());
         // A gap that began before the window is measured from its real start.
-        assert_eq!(t.gaps(12_000, 30_000, 2_000)[0].start_ms, 10_000);
+        assert_eq!(t.gaps(12_000, 30_000, 2_000)[0].start_ms, 9_907);
         // Output that has not resumed by the window's end is no gap (yet): it stands still
         // since the last record.
         assert!(t.gaps(5_000, 16_000, 2_000).is_empty());
-        assert_eq!(t.last_output_before(16_000), Some(10_000));
+        assert_eq!(t.last_output_before(16_000), Some(9_907));
+    }
+
+    #[test]
+    fn a_pause_just_over_the_threshold_is_a_gap_and_just_under_is_not() {
+        // Seen on the compose stack: 2.006 s between two records, with 2 s as the threshold.
+        // Whole buckets would have made it 1.9 s (end of one bucket to the start of the
+        // next) and missed it, while a reader of the topic counts it.
+        for (next, gap) in [(267_556, true), (267_549, false)] {
+            let mut t = OutputTimeline::default();
+            t.record(265_450, 10, 265_500);
+            t.record(265_550, 10, 265_600);
+            t.record(next, 10, next + 50);
+            let gaps = t.gaps(265_000, 270_000, 2_000);
+            assert_eq!(gaps.len(), usize::from(gap), "{next}: {gaps:?}");
+            if gap {
+                assert_eq!(gaps[0].ms(), 2_006);
+            }
+        }
     }
 
     #[test]
@@ -237,7 +278,7 @@ mod tests {
         // Restart: the backlog comes out late, then everything is on time again.
         steady(&mut t, 20, 25, 12_000);
         steady(&mut t, 25, 40, 400);
-        assert_eq!(t.caught_up(10_000, 40_000, 2_000), Some(25_000));
+        assert_eq!(t.caught_up(10_000, 40_000, 2_000), Some(25_007));
         // Still late at the end of the window: not caught up.
         assert_eq!(t.caught_up(10_000, 24_000, 2_000), None);
         // Never late: caught up from the start of the window.
@@ -246,7 +287,7 @@ mod tests {
         assert_eq!(t.caught_up(11_000, 19_000, 2_000), None);
         assert_eq!(t.records(0, 10_000), 100);
         // Recovered: caught up, and output resumed after the stall.
-        assert_eq!(t.recovered_at(5_000, 40_000, 2_000, 2_000), Some(25_000));
+        assert_eq!(t.recovered_at(5_000, 40_000, 2_000, 2_000), Some(25_007));
     }
 
     #[test]
@@ -256,7 +297,7 @@ mod tests {
         steady(&mut t, 0, 10, 300);
         steady(&mut t, 18, 30, 300);
         assert_eq!(t.caught_up(5_000, 30_000, 2_000), Some(5_000));
-        assert_eq!(t.recovered_at(5_000, 30_000, 2_000, 2_000), Some(18_000));
+        assert_eq!(t.recovered_at(5_000, 30_000, 2_000, 2_000), Some(18_007));
         // Output that has not resumed: the stall is not a gap yet, nothing was late.
         assert_eq!(t.recovered_at(5_000, 15_000, 2_000, 2_000), Some(5_000));
     }
