@@ -50,7 +50,8 @@ pub fn pid(component: &str) -> Option<String> {
 /// CPU ticks of some processes at one instant.
 pub struct Cpu {
     at: Instant,
-    ticks: Vec<(String, Option<u64>)>,
+    /// (name, pid, ticks).
+    ticks: Vec<(String, String, Option<u64>)>,
 }
 
 impl Cpu {
@@ -60,24 +61,31 @@ impl Cpu {
             at: Instant::now(),
             ticks: processes
                 .iter()
-                .map(|(name, pid)| (name.clone(), cpu_ticks(pid)))
+                .map(|(name, pid)| (name.clone(), pid.clone(), cpu_ticks(pid)))
                 .collect(),
         }
     }
 
-    /// `name: N %` of one core for each process since `earlier` ("gone" when it stopped).
+    /// `name: N %` of one core for each process of `earlier` since then, matched by name:
+    /// "not running" when it is not now, "restarted" when its pid changed.
     pub fn since(&self, earlier: &Cpu) -> String {
         let wall = self.at.duration_since(earlier.at).as_secs_f64();
         let tick = clock_ticks();
-        self.ticks
+        earlier
+            .ticks
             .iter()
-            .zip(&earlier.ticks)
-            .map(|((name, now), (_, then))| match (now, then) {
-                (Some(now), Some(then)) if now >= then => {
-                    format!("{name} {:.1} %", (now - then) as f64 / tick / wall * 100.0)
-                }
-                _ => format!("{name} gone"),
-            })
+            .map(
+                |(name, pid, then)| match self.ticks.iter().find(|(n, _, _)| n == name) {
+                    None => format!("{name} not running"),
+                    Some((_, now_pid, _)) if now_pid != pid => format!("{name} restarted"),
+                    Some((_, _, now)) => match (now, then) {
+                        (Some(now), Some(then)) if now >= then => {
+                            format!("{name} {:.1} %", (now - then) as f64 / tick / wall * 100.0)
+                        }
+                        _ => format!("{name} not running"),
+                    },
+                },
+            )
             .collect::<Vec<_>>()
             .join(", ")
     }
