@@ -338,7 +338,8 @@ fn clean_run(plan: &Plan, rate: u32, daemon: &Daemon, http: &mut Http, rows: &mu
         "(2) clean run: duplicate, unexpected, invalid, malformed, missing, lost (late)",
         format!(
             "{duplicates}, {unexpected}, {invalid}, {malformed}, {missing}, {lost} ({late}): \
-             false positives {false_positives}: {}",
+             {false_positives} counted where nothing was broken on purpose (false positives, or \
+             faults of the pipeline itself: see the appended row): {}",
             if clean { "PASS" } else { "FAIL" }
         ),
     ));
