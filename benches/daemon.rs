@@ -192,11 +192,7 @@ fn metrics_latency(plan: &Plan, rows: &mut Rows) {
         (SEED_RATE, "(1) /metrics at seed's 10 orders/s"),
     ] {
         if rate != WIDE_RATE {
-            http.request(
-                "PUT",
-                "/generator/rate",
-                &format!("{{\"orders_per_second\": {rate}}}"),
-            );
+            http.set_rate(rate);
         }
         time_scrapes(plan, &mut http, label, rows);
     }

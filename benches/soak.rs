@@ -31,7 +31,7 @@ mod support;
 
 use rdkafka::consumer::Consumer;
 use support::{
-    daemon::{sample, try_sample, Daemon, Http},
+    daemon::{sample, try_sample, Daemon, Http, ACKED, FAILED},
     loadavg, row,
     stack::{active_job, engine_processes, stack, Cpu, StackDaemonPaused},
     Rows, BROKER, FLINK,
@@ -103,8 +103,6 @@ fn main() {
 }
 
 const SENT: &str = "firedrill_generator_orders_total{outcome=\"sent\"}";
-const ACKED: &str = "firedrill_generator_orders_total{outcome=\"acked\"}";
-const FAILED: &str = "firedrill_generator_orders_total{outcome=\"failed\"}";
 const GEN_IN_FLIGHT: &str = "firedrill_generator_in_flight";
 const PROCESSED: &str = "firedrill_audit_records_total{verdict=\"processed\"}";
 const DUPLICATE: &str = "firedrill_audit_records_total{verdict=\"duplicate\"}";
@@ -184,19 +182,11 @@ impl Scrape {
     }
 }
 
-fn set_rate(http: &mut Http, rate: u32) {
-    http.request(
-        "PUT",
-        "/generator/rate",
-        &format!("{{\"orders_per_second\": {rate}}}"),
-    );
-}
-
 /// Part 1: returns the highest sustained step above the seed's 10/s.
 fn steps(plan: &Plan, daemon: &Daemon, http: &mut Http, rows: &mut Rows) -> u32 {
     let mut best = STEPS[1];
     for rate in STEPS {
-        set_rate(http, rate);
+        http.set_rate(rate);
         thread::sleep(plan.settle);
         let before = Reading::take(daemon, http);
         let mut rss_max = before.rss_mib;
@@ -264,7 +254,7 @@ fn steps(plan: &Plan, daemon: &Daemon, http: &mut Http, rows: &mut Rows) -> u32 
 fn clean_run(plan: &Plan, rate: u32, daemon: &Daemon, http: &mut Http, rows: &mut Rows) {
     // From a still pipeline, so that the counts before and after are exact: whatever the
     // last step left behind is drained first.
-    set_rate(http, 0);
+    http.set_rate(0);
     wait_until(
         http,
         Duration::from_secs(300),
@@ -274,7 +264,7 @@ fn clean_run(plan: &Plan, rate: u32, daemon: &Daemon, http: &mut Http, rows: &mu
     thread::sleep(Duration::from_secs(2));
     let watermarks0 = output_watermarks();
     let before = Reading::take(daemon, http);
-    set_rate(http, rate);
+    http.set_rate(rate);
     let started = Instant::now();
     println!(
         "(2) clean run: {} orders at {rate}/s (about {:.0} s)",
@@ -293,7 +283,7 @@ fn clean_run(plan: &Plan, rate: u32, daemon: &Daemon, http: &mut Http, rows: &mu
             break;
         }
     }
-    set_rate(http, 0);
+    http.set_rate(0);
     let placing = started.elapsed().as_secs_f64();
     let during = Reading::take(daemon, http);
     let drain = Instant::now();
@@ -393,7 +383,7 @@ fn watermarks(topic: &str) -> Vec<i64> {
 /// Part 3: the broker down for `plan.outage` at `plan.outage_rate`.
 fn outage(plan: &Plan, daemon: &Daemon, http: &mut Http, rows: &mut Rows) {
     let rate = plan.outage_rate;
-    set_rate(http, rate);
+    http.set_rate(rate);
     wait_until(
         http,
         Duration::from_secs(300),
@@ -446,7 +436,7 @@ fn outage(plan: &Plan, daemon: &Daemon, http: &mut Http, rows: &mut Rows) {
         }
         thread::sleep(Duration::from_secs(1));
     }
-    set_rate(http, 0);
+    http.set_rate(0);
     let paced = before.at.elapsed().as_secs_f64();
     let drain = Instant::now();
     wait_until(
@@ -456,7 +446,7 @@ fn outage(plan: &Plan, daemon: &Daemon, http: &mut Http, rows: &mut Rows) {
         drained,
     );
     let after = Reading::take(daemon, http);
-    set_rate(http, 10);
+    http.set_rate(10);
     // Read after the drain: what the broker holds of the orders, whatever the daemon says.
     let orders_appended = appended(&watermarks(INPUT_TOPIC), &orders0);
 

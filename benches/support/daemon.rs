@@ -156,6 +156,15 @@ impl Http {
         self.request("GET", path, "")
     }
 
+    /// `PUT /generator/rate` to `rate` orders/s.
+    pub fn set_rate(&mut self, rate: u32) {
+        self.request(
+            "PUT",
+            "/generator/rate",
+            &format!("{{\"orders_per_second\": {rate}}}"),
+        );
+    }
+
     /// `method path` with a JSON `body`; panics unless the answer is 200 with a
     /// Content-Length body.
     pub fn request(&mut self, method: &str, path: &str, body: &str) -> String {
