@@ -297,11 +297,15 @@ fn not_recovered(side: &[Report]) -> usize {
     side.iter().filter(|r| !r.recovered).count()
 }
 
+/// The share of a side's runs that did not recover, in [0, 1].
+fn not_recovered_share(side: &[Report]) -> f64 {
+    not_recovered(side) as f64 / side.len() as f64
+}
+
 /// The recovery-time row when a side has runs that did not recover: the side with the
 /// smaller share of them wins; with equal shares the medians of the recovered runs decide.
 fn recovered_first(mut r: Row, a: &[Report], b: &[Report]) -> Row {
-    let share = |side: &[Report]| not_recovered(side) as f64 / side.len() as f64;
-    let (fa, fb) = (share(a), share(b));
+    let (fa, fb) = (not_recovered_share(a), not_recovered_share(b));
     if fa == fb {
         if fa == 1.0 {
             r.better = Better::NotApplicable;
@@ -443,13 +447,12 @@ fn recommend(rows: &[Row], a: &[Report], b: &[Report]) -> Recommendation {
             )],
             k == side.len(),
         )
-    } else if na as f64 / a.len() as f64 != nb as f64 / b.len() as f64 {
-        let (pick, loser, k, side, others) =
-            if na as f64 / (a.len() as f64) < nb as f64 / b.len() as f64 {
-                (Better::A, "{b}", nb, b, (na, a))
-            } else {
-                (Better::B, "{a}", na, a, (nb, b))
-            };
+    } else if not_recovered_share(a) != not_recovered_share(b) {
+        let (pick, loser, k, side, others) = if not_recovered_share(a) < not_recovered_share(b) {
+            (Better::A, "{b}", nb, b, (na, a))
+        } else {
+            (Better::B, "{a}", na, a, (nb, b))
+        };
         (
             pick,
             "Recovered",
