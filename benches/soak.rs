@@ -112,6 +112,9 @@ const IN_FLIGHT: &str = "firedrill_audit_orders{state=\"in_flight\"}";
 const MISSING: &str = "firedrill_audit_orders{state=\"missing\"}";
 const LOST: &str = "firedrill_audit_orders{state=\"lost\"}";
 const LATE: &str = "firedrill_audit_late_orders_total";
+const LEDGER_BYTES: &str = "firedrill_audit_tracked_bytes";
+const LEDGER_TRACKED: &str = "firedrill_audit_tracked_orders";
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// One scrape of the daemon, with the CPU and RSS read at the same moment.
 struct Reading {
@@ -297,6 +300,7 @@ fn clean_run(plan: &Plan, rate: u32, daemon: &Daemon, http: &mut Http, rows: &mu
     thread::sleep(Duration::from_secs(2));
     let after = Reading::take(daemon, http);
     let watermarks1 = output_watermarks();
+    let read = IdCount::read(OUTPUT_TOPIC, &watermarks0, &watermarks1);
 
     let delta = |series: &str| after.get(series) - before.get(series);
     let (sent, acked, failed) = (delta(SENT), delta(ACKED), delta(FAILED));
@@ -345,12 +349,100 @@ fn clean_run(plan: &Plan, rate: u32, daemon: &Daemon, http: &mut Http, rows: &mu
         ),
     ));
     rows.push(row(
+        "(2) clean run: an independent read of processed_orders over the run: records / \
+         distinct order ids / sightings of an id already read (not JSON or no id)",
+        format!(
+            "{} / {} / {} ({}): {}",
+            read.records,
+            read.distinct,
+            read.repeated,
+            read.other,
+            if read.distinct as f64 == processed + invalid
+                && read.repeated as f64 == duplicates
+                && read.other as f64 == malformed
+            {
+                "agrees with the audit's processed + invalid / duplicates, order by order count"
+            } else {
+                "DIFFERS from the audit's processed + invalid / duplicates"
+            }
+        ),
+    ));
+    rows.push(row(
         "(2) clean run: daemon RSS min / max, CPU while placing",
         format!(
             "{rss_min:.1} / {rss_max:.1} MiB; {}",
             during.cpu.since(&before.cpu)
         ),
     ));
+}
+
+/// What a consumer of its own, not firedrill's, reads of a topic between two sets of
+/// watermarks: the evidence the audit's counts are held to.
+struct IdCount {
+    records: u64,
+    /// Distinct `order_id`s.
+    distinct: u64,
+    /// Records whose `order_id` was read before.
+    repeated: u64,
+    /// Records that are not JSON or carry no `order_id`.
+    other: u64,
+}
+
+impl IdCount {
+    /// Reads every partition of `topic` from `from[p]` up to `to[p]`.
+    fn read(topic: &str, from: &[i64], to: &[i64]) -> IdCount {
+        use rdkafka::{consumer::BaseConsumer, ClientConfig, Message, Offset, TopicPartitionList};
+        use std::collections::HashSet;
+
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", BROKER)
+            .set("group.id", "firedrill-bench-evidence")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("evidence consumer");
+        let mut tpl = TopicPartitionList::new();
+        let mut left = 0;
+        for (p, (&from, &to)) in (0..).zip(from.iter().zip(to)) {
+            tpl.add_partition_offset(topic, p, Offset::Offset(from))
+                .expect("partition offset");
+            left += to - from;
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut ids = HashSet::new();
+        let mut count = IdCount {
+            records: 0,
+            distinct: 0,
+            repeated: 0,
+            other: 0,
+        };
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while left > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{left} records of {topic} not read in 600 s"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+                continue;
+            };
+            let message = message.expect("evidence consumer error");
+            let p = usize::try_from(message.partition()).expect("partition");
+            if message.offset() >= to[p] {
+                continue;
+            }
+            left -= 1;
+            count.records += 1;
+            let id = message
+                .payload()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                .and_then(|v| v.get("order_id")?.as_str().map(str::to_owned));
+            match id.map(|id| ids.insert(id)) {
+                Some(true) => count.distinct += 1,
+                Some(false) => count.repeated += 1,
+                None => count.other += 1,
+            }
+        }
+        count
+    }
 }
 
 /// High watermark of every partition of the output topic.
@@ -494,6 +586,17 @@ fn outage(plan: &Plan, daemon: &Daemon, http: &mut Http, rows: &mut Rows) {
         format!(
             "{:.1} / {rss_min:.1} / {rss_max:.1} / {:.1} MiB",
             before.rss_mib, after.rss_mib
+        ),
+    ));
+    rows.push(row(
+        "(3) outage: the audit's ledger (approx. heap) before / at the end of the outage / \
+         after",
+        format!(
+            "{:.2} / {:.2} / {:.2} MiB, {} orders tracked at the end of the outage",
+            before.get(LEDGER_BYTES) / MIB,
+            at_end.get(LEDGER_BYTES) / MIB,
+            after.get(LEDGER_BYTES) / MIB,
+            at_end.get(LEDGER_TRACKED)
         ),
     ));
     rows.push(row(

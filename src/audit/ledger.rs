@@ -36,13 +36,16 @@
 //! # Memory
 //!
 //! * The main store is a `VecDeque<Entry>` indexed by `seq - base`; an entry is 16 bytes
-//!   (`ack_ms: u64`, `value: u32` cents, `flags: u8`, padding). Values of `u32::MAX` cents
-//!   (~$42.9M) and above are kept exactly in a side table keyed by seq.
+//!   (`ack_ms: u64`, `value: u32` cents, `flags: u8`, padding). Values of `u32::MAX - 1`
+//!   cents (~$42.9M) and above are kept exactly in a side table keyed by seq.
 //! * Compaction pops the front of the store while it is *settled*: seen and with its delivery
 //!   report, so a later sighting of a seq below `base` is a duplicate. Failed-and-unseen and lost
-//!   entries do not block compaction: they are parked in a side `HashMap` (25 to 60 bytes each,
-//!   depending on its load) so a later sighting still finds them; an outage longer than
-//!   `lost_after_ms` thus costs about twice the store's bytes per lost order until they show up.
+//!   entries do not block compaction: they are parked so a later sighting still finds them.
+//!   Failed ones keep only their value, 4 bytes each, in runs of consecutive seqs
+//!   ([`FailedRuns`]): a broker outage fails every order placed meanwhile, for as long as it
+//!   lasts. Lost ones (acked, so a real failure downstream) go to a side `HashMap` (25 to 60
+//!   bytes each, depending on its load); a Flink outage longer than `lost_after_ms` thus costs
+//!   about twice the store's bytes per lost order until they show up.
 //!   What does block compaction is the oldest order still waiting for its delivery report, an
 //!   unseen order in flight or missing, or a seen order whose report has not come yet: bounded
 //!   by the producer's delivery timeout and `lost_after_ms`. One straggler pins every entry
@@ -56,6 +59,8 @@
 //! * Buffers shrink when less than a quarter full, so memory follows the backlog down.
 
 use std::collections::{HashMap, VecDeque};
+
+use super::failed::{FailedRuns, GONE};
 
 /// Aging thresholds, both measured from the producer's ack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,11 +163,14 @@ pub struct Ledger {
     lost_after_ms: u64,
     /// Highest `now_ms` seen; every event is stamped with it.
     clock: u64,
-    /// Seq of `store[0]`; every seq below it is settled, parked in `side`, or a hole.
+    /// Seq of `store[0]`; every seq below it is settled, parked in `side` or `failed`, or a
+    /// hole.
     base: u64,
     store: VecDeque<Entry>,
-    /// Failed-unseen and lost entries below `base`.
+    /// Lost entries below `base`.
     side: HashMap<u64, Entry>,
+    /// Failed-unseen entries below `base`: their values.
+    failed: FailedRuns,
     /// Compacted never-sent seqs: sorted, disjoint `[start, end)` ranges below `base`.
     holes: Vec<(u64, u64)>,
     /// Exact values of entries whose `value` is [`BIG_VALUE`].
@@ -174,7 +182,8 @@ pub struct Ledger {
     totals: Totals,
 }
 
-/// Marks an entry whose value lives in `Ledger::big`.
+/// Marks an entry whose value lives in `Ledger::big` (as does [`GONE`], reserved by
+/// [`FailedRuns`]).
 const BIG_VALUE: u32 = u32::MAX;
 
 /// Buffers below this capacity are never shrunk: not worth the copies.
@@ -208,6 +217,15 @@ impl Entry {
         value: 0,
         flags: 0,
     };
+
+    /// A failed, unseen order parked in [`FailedRuns`]: all it keeps is its value.
+    fn failed(value: u32) -> Entry {
+        Entry {
+            ack_ms: 0,
+            value,
+            flags: SENT | FAILED,
+        }
+    }
 
     fn has(self, flag: u8) -> bool {
         self.flags & flag != 0
@@ -252,6 +270,7 @@ impl Ledger {
             base: 0,
             store: VecDeque::new(),
             side: HashMap::new(),
+            failed: FailedRuns::default(),
             holes: Vec::new(),
             big: HashMap::new(),
             in_flight_q: VecDeque::new(),
@@ -281,7 +300,7 @@ impl Ledger {
             }
         }
         let value = match u32::try_from(value_cents) {
-            Ok(v) if v != BIG_VALUE => v,
+            Ok(v) if v < GONE => v,
             _ => {
                 self.big.insert(seq, value_cents);
                 BIG_VALUE
@@ -469,7 +488,7 @@ impl Ledger {
 
     /// Entries held in memory: the store (including gap placeholders) plus parked entries.
     pub fn tracked(&self) -> usize {
-        self.store.len() + self.side.len()
+        self.store.len() + self.side.len() + self.failed.len()
     }
 
     /// Approximate heap bytes held, from capacities (hash maps estimated from their usable
@@ -483,6 +502,7 @@ impl Ledger {
             + (self.in_flight_q.capacity() + self.missing_q.capacity()) * std::mem::size_of::<u64>()
             + self.holes.capacity() * std::mem::size_of::<(u64, u64)>()
             + map_bytes(&self.side)
+            + self.failed.bytes()
             + map_bytes(&self.big)
     }
 
@@ -503,6 +523,8 @@ impl Ledger {
             }
         } else if let Some(e) = self.side.get(&seq) {
             Lookup::Found(*e)
+        } else if let Some(value) = self.failed.get(seq) {
+            Lookup::Found(Entry::failed(value))
         } else if self.in_holes(seq) {
             Lookup::NeverSent
         } else {
@@ -534,10 +556,15 @@ impl Ledger {
         if seq >= self.base {
             self.store[to_index(seq - self.base)] = e;
         } else if e.settled() {
-            self.side.remove(&seq);
+            if self.side.remove(&seq).is_some() {
+                shrink_map_if_sparse(&mut self.side);
+            } else {
+                self.failed.remove(seq);
+            }
             self.release_value(seq, e);
-            shrink_map_if_sparse(&mut self.side);
         } else {
+            // Below `base`, only a sighting changes an entry, and it settles failed ones.
+            debug_assert!(!e.has(FAILED), "failed {seq} changed unseen");
             self.side.insert(seq, e);
         }
     }
@@ -584,8 +611,8 @@ impl Ledger {
         shrink_if_sparse(&mut self.missing_q);
     }
 
-    /// Advances `base` past settled entries (dropped), parkable ones (moved to `side`) and
-    /// holes (merged into `holes`).
+    /// Advances `base` past settled entries (dropped), parkable ones (moved to `failed` or
+    /// `side`) and holes (merged into `holes`).
     fn compact(&mut self) {
         while let Some(&e) = self.store.front() {
             let seq = self.base;
@@ -593,6 +620,8 @@ impl Ledger {
                 self.release_value(seq, e);
             } else if !e.has(SENT) {
                 self.push_holes(seq, seq + 1);
+            } else if e.parkable() && e.has(FAILED) {
+                self.failed.push(seq, e.value);
             } else if e.parkable() {
                 self.side.insert(seq, e);
             } else {
@@ -669,6 +698,10 @@ mod tests {
             self.tracked_entry(seq).expect("tracked")
         }
 
+        fn is_parked(&self, seq: u64) -> bool {
+            self.side.contains_key(&seq) || self.failed.get(seq).is_some()
+        }
+
         /// Recomputes every current total and structural property by scanning.
         fn check_invariants(&self) {
             let in_flight_q: HashSet<u64> = self.in_flight_q.iter().copied().collect();
@@ -682,7 +715,8 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, e)| (self.base + i as u64, *e, false))
-                .chain(self.side.iter().map(|(s, e)| (*s, *e, true)));
+                .chain(self.side.iter().map(|(s, e)| (*s, *e, true)))
+                .chain(self.failed.iter().map(|(s, v)| (s, Entry::failed(v), true)));
             for (seq, e, parked) in entries {
                 if !e.has(SENT) {
                     assert!(!parked && e == Entry::HOLE, "hole {seq} {e:?}");
@@ -866,7 +900,7 @@ mod tests {
         l.acked(2, 5);
         l.seen(2, ok(1_002), 6);
         // Both failed orders are parked, the store is empty.
-        assert_eq!((l.store.len(), l.side.len()), (0, 2));
+        assert_eq!((l.store.len(), l.failed.len()), (0, 2));
         let t = l.totals();
         assert_eq!((t.failed, t.failed_cents), (2, 2_001));
         let landed = Outcome::Processed {
@@ -1110,7 +1144,8 @@ mod tests {
         for seq in 0..3 {
             l.acked(seq, 0);
         }
-        assert_eq!(l.big.len(), 2);
+        // u32::MAX - 1 is reserved too (the failed runs' empty slot).
+        assert_eq!(l.big.len(), 3);
         l.check_invariants();
         assert_eq!(l.totals().at_risk_cents, big + 2 * u64::from(u32::MAX) - 1);
         l.tick(LOST_AFTER + 1);
@@ -1121,8 +1156,59 @@ mod tests {
         assert_eq!(l.seen(0, ok(big), LOST_AFTER + 2), late);
         assert_eq!(l.seen(1, ok(u64::from(u32::MAX)), 1), late);
         l.check_invariants();
-        assert_eq!(l.big.len(), 0, "released with their entries");
+        assert_eq!(
+            l.big.len(),
+            1,
+            "released with their entries; order 2 is still lost"
+        );
         assert_eq!(l.totals().lost_cents, u64::from(u32::MAX) - 1);
+    }
+
+    #[test]
+    fn an_outage_parks_four_bytes_per_failed_order() {
+        let mut l = ledger();
+        // Before: one order through. Then a broker outage fails 300,000 orders at the door
+        // (two of them worth more than u32 cents), then orders flow again.
+        l.sent(0, 100);
+        l.acked(0, 1);
+        l.seen(0, ok(100), 2);
+        let before = l.approx_bytes();
+        let big = u64::from(u32::MAX) + 5;
+        for seq in 1..=300_000 {
+            l.sent(seq, if seq % 100_000 == 0 { big } else { seq });
+            l.failed(seq);
+        }
+        for seq in 300_001..300_100 {
+            l.sent(seq, 100);
+            l.acked(seq, 10);
+            l.seen(seq, ok(100), 11);
+        }
+        l.check_invariants();
+        let t = l.totals();
+        let failed_cents = (1..=300_000u64).filter(|s| s % 100_000 != 0).sum::<u64>();
+        assert_eq!(l.store.len(), 0);
+        assert_eq!((t.failed, l.tracked()), (300_000, 300_000));
+        assert_eq!(t.failed_cents, failed_cents + 3 * big);
+        let parked = l.approx_bytes() - before;
+        assert!(parked <= 300_000 * 4 * 2 + 1_024, "{parked} bytes parked");
+
+        // A produce that timed out but reached the broker shows up: processed, checked
+        // against its produced value, and it leaves.
+        assert!(matches!(
+            l.seen(200_000, ok(big), 12),
+            Outcome::Processed { .. }
+        ));
+        assert!(matches!(
+            l.seen(7, ok(8), 12),
+            Outcome::Invalid {
+                value_ok: false,
+                ..
+            }
+        ));
+        assert_eq!(l.seen(7, ok(7), 13), Outcome::Duplicate);
+        l.check_invariants();
+        assert_eq!(l.totals().failed_cents, failed_cents - 7 + 2 * big);
+        assert_eq!(l.tracked(), 299_998);
     }
 
     #[test]
@@ -1488,7 +1574,7 @@ mod tests {
                         },
                         _ => ok(real),
                     };
-                    let before = (seq < l.base, l.side.contains_key(&seq));
+                    let before = (seq < l.base, l.is_parked(seq));
                     let first = m.orders.get(&seq).is_some_and(|o| !o.seen);
                     if first && m.orders[&seq].ack.is_none() {
                         cov.seen_before_ack += 1;
@@ -1524,7 +1610,7 @@ mod tests {
                     }
                 }
             }
-            cov.max_parked = cov.max_parked.max(l.side.len());
+            cov.max_parked = cov.max_parked.max(l.side.len() + l.failed.len());
             cov.max_holes = cov.max_holes.max(l.holes.len());
             if step % check_every == 0 || step + 1 == steps {
                 assert_eq!(l.totals(), m.totals(), "seed {seed} step {step}");

@@ -34,6 +34,7 @@
 //! Business gauges derived from the totals are in `business`.
 
 pub mod consumer;
+mod failed;
 pub mod ledger;
 pub mod output;
 
