@@ -23,8 +23,8 @@ use crate::{
     audit::{consumer::Consumer, Audit},
     config::Config,
     drills::{runner::Sources, Drills},
+    engine,
     faults::{self, Faults},
-    flink::monitor::FlinkMonitor,
     generator::Generator,
     grafana::Annotator,
     http,
@@ -43,7 +43,7 @@ pub struct App {
     audit: Audit,
     consumer: Consumer,
     lag: LagMonitor,
-    flink: FlinkMonitor,
+    engine: engine::Monitor,
     faults: Faults,
     drills: Drills,
     annotator: Option<Annotator>,
@@ -81,8 +81,15 @@ impl App {
             upstreams.clone(),
         )
         .context("kafka lag monitor")?;
-        let flink = FlinkMonitor::build(&config.flink, registry, upstreams.clone())
-            .context("flink monitor")?;
+        let kind = config.engine.kind;
+        let engine = engine::Monitor::build(
+            kind,
+            &config.flink,
+            &config.spark,
+            registry,
+            upstreams.clone(),
+        )
+        .with_context(|| format!("{} monitor", kind.as_str()))?;
         let (faults, faults_handle) =
             Faults::build_with_upstreams(&config.faults, registry, Some(upstreams.clone()))
                 .context("faults")?;
@@ -92,7 +99,8 @@ impl App {
         let sources = Sources {
             audit: audit.subscribe(),
             output: audit.output(),
-            flink: flink.subscribe(),
+            engine: kind,
+            flink: engine.subscribe(),
             lag: lag.subscribe(),
             lag_group: config
                 .kafka
@@ -111,6 +119,7 @@ impl App {
         let state = http::State {
             exposition,
             upstreams,
+            engine: kind,
             generator: generator_handle,
             faults: faults_handle,
             drills: drills_handle,
@@ -128,7 +137,7 @@ impl App {
             audit,
             consumer,
             lag,
-            flink,
+            engine,
             faults,
             drills,
             annotator,
@@ -159,7 +168,7 @@ impl App {
         pipeline.spawn("audit", self.audit.run(pipeline.cancel.clone()));
         pipeline.spawn("audit_consumer", self.consumer.run(pipeline.cancel.clone()));
         pipeline.spawn("kafka_lag", self.lag.run(pipeline.cancel.clone()));
-        pipeline.spawn("flink_monitor", self.flink.run(pipeline.cancel.clone()));
+        pipeline.spawn("engine_monitor", self.engine.run(pipeline.cancel.clone()));
         let cancel = generator.cancel.clone();
         let run = self.generator.run(cancel.clone());
         generator.spawn("generator", async move {

@@ -16,8 +16,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::{
-    alerts, audit, config_value::Invalid, drills, faults, flink, generator, grafana, http, kafka,
-    telemetry,
+    alerts, audit, config_value::Invalid, drills, engine, faults, flink, generator, grafana, http,
+    kafka, spark, telemetry,
 };
 
 /// Prefix of environment variables that override config keys.
@@ -37,8 +37,12 @@ pub struct Config {
     pub log: telemetry::Config,
     /// Kafka cluster, topics and the lag monitor.
     pub kafka: kafka::Config,
-    /// Flink REST API and the job monitor.
+    /// Which stream processor runs the pipeline.
+    pub engine: engine::Config,
+    /// Flink REST API and the job monitor (engine `flink`).
     pub flink: flink::Config,
+    /// Spark master, driver and query progress (engine `spark`).
+    pub spark: spark::Config,
     /// The paced order generator.
     pub generator: generator::Config,
     /// The exactly-once audit of the output topic.

@@ -15,7 +15,10 @@
 //! - `order`: the order model, catalogue, ids, wire formats (shared by generator and audit).
 //! - `generator`: paced producer of orders (governor), delivery reports.
 //! - `kafka`: client settings, topic names; `lag` (pure arithmetic), `monitor` (I/O).
+//! - `engine`: which stream processor runs the pipeline (`[engine] kind`) and its monitor.
 //! - `flink`: `rest` (typed REST client), `monitor` (job health, checkpoint age).
+//! - `spark`: `api` (master, driver, query progress events), `monitor` (the same status as
+//!   Flink's, in Spark's terms).
 //! - `audit`: `ledger` (pure exactly-once accounting), `consumer` (reads the output topic),
 //!   the actor that owns the ledger.
 //! - `business`: revenue at risk / delayed / lost, derived from the audit's totals.
@@ -41,6 +44,7 @@ pub mod config;
 pub mod config_value;
 pub mod drills;
 pub mod durable;
+pub mod engine;
 pub mod faults;
 pub mod flink;
 pub mod generator;
@@ -49,4 +53,5 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod order;
+pub mod spark;
 pub mod telemetry;

@@ -119,18 +119,26 @@ pub enum Upstream {
     Kafka,
     /// The Flink REST API.
     Flink,
+    /// The Spark master's web UI (when Spark is the engine).
+    Spark,
     /// Docker engine, when a fault backend uses it.
     Docker,
 }
 
 impl Upstream {
-    const ALL: [Upstream; 3] = [Upstream::Kafka, Upstream::Flink, Upstream::Docker];
+    const ALL: [Upstream; 4] = [
+        Upstream::Kafka,
+        Upstream::Flink,
+        Upstream::Spark,
+        Upstream::Docker,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Upstream::Kafka => "kafka",
             Upstream::Flink => "flink",
+            Upstream::Spark => "spark",
             Upstream::Docker => "docker",
         }
     }
@@ -141,8 +149,8 @@ impl Upstream {
 #[derive(Clone)]
 pub struct Upstreams {
     up: IntGaugeVec,
-    polled: Arc<[AtomicBool; 3]>,
-    answered: Arc<[AtomicBool; 3]>,
+    polled: Arc<[AtomicBool; 4]>,
+    answered: Arc<[AtomicBool; 4]>,
 }
 
 impl Upstreams {

@@ -31,7 +31,8 @@ const RUNS_FOR_HIGH: usize = 3;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
     /// Name of side A: its reports' common label, else `"<scenario> <id>"` for one report,
-    /// `"<scenario> (<n> drills)"` for several.
+    /// `"<scenario> (<n> drills)"` for several; prefixed with its engine (`"spark: ..."`) when
+    /// the sides' engines differ and the name does not say it.
     pub a: String,
     /// Name of side B, made distinct from A's when they would read the same.
     pub b: String,
@@ -239,12 +240,28 @@ fn warnings(a: &[Report], b: &[Report], a_name: &str, b_name: &str) -> Vec<Strin
 }
 
 fn names(a: &[Report], b: &[Report]) -> (String, String) {
-    let (na, nb) = (side_name(a), side_name(b));
+    let (mut na, mut nb) = (side_name(a), side_name(b));
+    // Flink against Spark: each side says its engine, unless its name already does.
+    if let (Some(ea), Some(eb)) = (engine(a), engine(b)) {
+        if ea != eb {
+            for (name, engine) in [(&mut na, ea), (&mut nb, eb)] {
+                if !name.to_lowercase().contains(engine) {
+                    *name = format!("{engine}: {name}");
+                }
+            }
+        }
+    }
     if na == nb {
         (format!("{na} (A)"), format!("{nb} (B)"))
     } else {
         (na, nb)
     }
+}
+
+/// The engine of every report of a side, if they share one.
+fn engine(side: &[Report]) -> Option<&str> {
+    let first = side.first()?.engine.as_str();
+    side.iter().all(|r| r.engine == first).then_some(first)
 }
 
 /// The runs' common display name (their label, or `"<scenario> <id>"` for one unlabelled
@@ -790,6 +807,19 @@ mod tests {
             p99.note.as_deref(),
             Some("no value for spark structured streaming")
         );
+    }
+
+    #[test]
+    fn flink_against_spark_names_each_side_by_its_engine() {
+        let (mut a, mut b) = pair();
+        b.engine = "spark".into();
+        a.label = None;
+        let (na, nb) = names(std::slice::from_ref(&a), std::slice::from_ref(&b));
+        assert_eq!(na, format!("flink: {}", a.display_name()));
+        assert_eq!(nb, "spark structured streaming", "already says spark");
+        b.engine = "flink".into();
+        let (na, _) = names(std::slice::from_ref(&a), std::slice::from_ref(&b));
+        assert_eq!(na, a.display_name(), "one engine: no prefix");
     }
 
     #[test]

@@ -19,6 +19,10 @@
 
 use serde::{Deserialize, Serialize};
 
+fn flink() -> String {
+    "flink".to_string()
+}
+
 /// The report schema version this build writes and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 3;
 
@@ -31,6 +35,9 @@ pub struct Report {
     pub id: String,
     /// `taskmanager`, `jobmanager`, `kafka` or `comprehensive`.
     pub scenario: String,
+    /// The engine drilled: `flink` or `spark` (reports written before the field are Flink's).
+    #[serde(default = "flink")]
+    pub engine: String,
     /// Free text from the operator (e.g. `"flink checkpoint 10s"`); names the report in
     /// comparisons.
     #[serde(default)]
@@ -697,6 +704,7 @@ pub fn sample_for_docs() -> Report {
         schema_version: SCHEMA_VERSION,
         id: "d-20260101-100000-7f3a".into(),
         scenario: "taskmanager".into(),
+        engine: "flink".into(),
         label: Some("flink checkpoint 10s".into()),
         started_at_ms: at(0),
         ended_at_ms: at(90),

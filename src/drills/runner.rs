@@ -48,7 +48,9 @@ pub struct Sources {
     pub audit: watch::Receiver<AuditSnapshot>,
     /// The output on Flink's clock.
     pub output: SharedOutput,
-    /// Flink status (every poll).
+    /// The engine running the pipeline (written into each report).
+    pub engine: crate::engine::Kind,
+    /// The engine's status (every poll; Spark's in Flink's terms, see `spark::monitor`).
     pub flink: watch::Receiver<FlinkStatus>,
     /// Lag of the watched groups.
     pub lag: watch::Receiver<LagSnapshot>,
@@ -414,6 +416,7 @@ impl Drill {
             schema_version: report::SCHEMA_VERSION,
             id: report_id,
             scenario: scenario.as_str().to_string(),
+            engine: self.sources.engine.as_str().to_string(),
             label: self.request.label.clone(),
             started_at_ms: started_at,
             ended_at_ms: ended_at,
@@ -938,6 +941,7 @@ fn combine(id: &str, label: Option<String>, parts: Vec<Report>, at_least_once: b
         schema_version: report::SCHEMA_VERSION,
         id: id.to_string(),
         scenario: Scenario::Comprehensive.as_str().to_string(),
+        engine: first.engine.clone(),
         label,
         started_at_ms: started,
         ended_at_ms: ended,

@@ -256,6 +256,7 @@ fn rig(script: Script, revert_takes: Duration, resubmit: Vec<String>) -> Rig {
     let sources = Sources {
         audit: pipeline.audit.subscribe(),
         output: pipeline.output.clone(),
+        engine: crate::engine::Kind::Flink,
         flink: pipeline.flink.subscribe(),
         lag: pipeline.lag.subscribe(),
         lag_group: "flink-order-processor".into(),

@@ -20,9 +20,10 @@ pub fn healthz() -> Response<Body> {
     json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 once Kafka and Flink have both answered at least once.
+/// `GET /readyz`: 200 once Kafka and the engine (Flink or Spark) have both answered at least
+/// once.
 pub fn readyz(state: &State) -> Response<Body> {
-    let waiting: Vec<&str> = [Upstream::Kafka, Upstream::Flink]
+    let waiting: Vec<&str> = [Upstream::Kafka, state.engine.upstream()]
         .into_iter()
         .filter(|u| !state.upstreams.has_answered(*u))
         .map(Upstream::as_str)

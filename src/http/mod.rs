@@ -137,6 +137,8 @@ pub struct State {
     pub exposition: Exposition,
     /// Upstream answers, for `/readyz`.
     pub upstreams: Upstreams,
+    /// The engine whose upstream `/readyz` waits for (with Kafka).
+    pub engine: crate::engine::Kind,
     /// The generator's controls.
     pub generator: gen::Handle,
     /// Fault injection.

@@ -1,0 +1,97 @@
+//! Which stream processor runs the pipeline (`[engine] kind`), and its monitor.
+//!
+//! Owns the choice and the one place that builds the chosen engine's monitor. Both monitors
+//! publish the same status (`flink::monitor::FlinkStatus`, whose fields `spark::monitor`
+//! maps to Spark's meaning), so the drill runner, the gate and the reports do not know which
+//! engine they drill beyond the name written into each report.
+
+use prometheus::Registry;
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    flink::{self, monitor::FlinkMonitor, monitor::FlinkStatus},
+    metrics::{Upstream, Upstreams},
+    spark::{self, monitor::SparkMonitor},
+};
+
+/// `[engine]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `flink` (sql/orders.sql, monitored through `[flink]`) or `spark`
+    /// (sql/orders_spark.py, monitored through `[spark]`).
+    pub kind: Kind,
+}
+
+/// The engine running the pipeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Apache Flink.
+    #[default]
+    Flink,
+    /// Apache Spark Structured Streaming.
+    Spark,
+}
+
+impl Kind {
+    /// The name in reports, labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Flink => "flink",
+            Kind::Spark => "spark",
+        }
+    }
+
+    /// The upstream whose answers make the daemon ready.
+    pub fn upstream(self) -> Upstream {
+        match self {
+            Kind::Flink => Upstream::Flink,
+            Kind::Spark => Upstream::Spark,
+        }
+    }
+}
+
+/// The chosen engine's monitor.
+pub enum Monitor {
+    Flink(Box<FlinkMonitor>),
+    Spark(Box<SparkMonitor>),
+}
+
+impl Monitor {
+    /// Builds the monitor of `kind` (no request is made yet).
+    pub fn build(
+        kind: Kind,
+        flink: &flink::Config,
+        spark: &spark::Config,
+        registry: &Registry,
+        upstreams: Upstreams,
+    ) -> Result<Monitor, reqwest::Error> {
+        Ok(match kind {
+            Kind::Flink => {
+                Monitor::Flink(Box::new(FlinkMonitor::build(flink, registry, upstreams)?))
+            }
+            Kind::Spark => {
+                Monitor::Spark(Box::new(SparkMonitor::build(spark, registry, upstreams)?))
+            }
+        })
+    }
+
+    /// The latest engine status, updated after every poll.
+    pub fn subscribe(&self) -> watch::Receiver<FlinkStatus> {
+        match self {
+            Monitor::Flink(m) => m.subscribe(),
+            Monitor::Spark(m) => m.subscribe(),
+        }
+    }
+
+    /// Polls until cancelled.
+    pub async fn run(self, cancel: CancellationToken) {
+        match self {
+            Monitor::Flink(m) => m.run(cancel).await,
+            Monitor::Spark(m) => m.run(cancel).await,
+        }
+    }
+}
