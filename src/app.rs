@@ -82,6 +82,7 @@ impl App {
         )
         .context("kafka lag monitor")?;
         let kind = config.engine.kind;
+        engine::export_info(kind, registry);
         let engine = engine::Monitor::build(
             kind,
             &config.flink,

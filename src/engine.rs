@@ -5,14 +5,14 @@
 //! maps to Spark's meaning), so the drill runner, the gate and the reports do not know which
 //! engine they drill beyond the name written into each report.
 
-use prometheus::Registry;
+use prometheus::{IntGaugeVec, Opts, Registry};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     flink::{self, monitor::FlinkMonitor, monitor::FlinkStatus},
-    metrics::{Upstream, Upstreams},
+    metrics::{register, Upstream, Upstreams},
     spark::{self, monitor::SparkMonitor},
 };
 
@@ -54,6 +54,23 @@ impl Kind {
     }
 }
 
+/// Registers `firedrill_engine_info{engine}`, 1 for the engine `kind` (alert rules pick the
+/// engine's alerts by it).
+pub fn export_info(kind: Kind, registry: &Registry) {
+    let info = register(
+        registry,
+        IntGaugeVec::new(
+            Opts::new(
+                "firedrill_engine_info",
+                "The stream processor firedrill monitors and drills ([engine] kind); always 1.",
+            ),
+            &["engine"],
+        )
+        .expect("valid metric"),
+    );
+    info.with_label_values(&[kind.as_str()]).set(1);
+}
+
 /// The chosen engine's monitor.
 pub enum Monitor {
     Flink(Box<FlinkMonitor>),
@@ -93,5 +110,25 @@ impl Monitor {
             Monitor::Flink(m) => m.run(cancel).await,
             Monitor::Spark(m) => m.run(cancel).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_is_chosen_by_name_and_exported() {
+        let config: Config = toml::from_str("kind = \"spark\"").unwrap();
+        assert_eq!(config.kind, Kind::Spark);
+        assert!(toml::from_str::<Config>("kind = \"storm\"").is_err());
+        assert_eq!(Config::default().kind, Kind::Flink);
+        let registry = crate::metrics::registry();
+        export_info(Kind::Spark, &registry);
+        let text = String::from_utf8(crate::metrics::encode(&registry)).unwrap();
+        assert!(text
+            .lines()
+            .any(|l| l == "firedrill_engine_info{engine=\"spark\"} 1"));
+        assert_eq!(Kind::Spark.upstream(), Upstream::Spark);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod dashboards;
 pub mod kafka;
+pub mod pipeline;
 
 use std::{
     io::{BufRead, BufReader, Write},
