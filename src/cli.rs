@@ -141,8 +141,8 @@ pub struct Choice {
     pub fault_duration: Option<String>,
 }
 
-/// The menu of `firedrill drill` without a scenario: lists the four drills, reads a choice
-/// (1-4 or a scenario name), then the fault duration (Enter: the daemon's default). An
+/// The menu of `firedrill drill` without a scenario: lists the drills (Flink's, then Spark's:
+/// the daemon refuses the other engine's), reads a choice (a number or a scenario name), then the fault duration (Enter: the daemon's default). An
 /// invalid answer is explained and asked again. `None` when the user quits (`q` or end of
 /// input): no drill is to be started.
 pub fn menu(input: &mut impl BufRead, output: &mut impl Write) -> io::Result<Option<Choice>> {
@@ -151,18 +151,24 @@ pub fn menu(input: &mut impl BufRead, output: &mut impl Write) -> io::Result<Opt
         writeln!(output, "  {number}) {}", scenario.title())?;
     }
     let scenario = loop {
-        let Some(answer) = ask(input, output, "Drill [1-4, q to quit]: ")? else {
+        let Some(answer) = ask(
+            input,
+            output,
+            &format!("Drill [1-{}, q to quit]: ", Scenario::ALL.len()),
+        )?
+        else {
             return Ok(None);
         };
         let picked = match answer.parse::<usize>() {
-            Ok(n @ 1..=4) => Some(Scenario::ALL[n - 1]),
+            Ok(n) if (1..=Scenario::ALL.len()).contains(&n) => Some(Scenario::ALL[n - 1]),
             _ => Scenario::parse(&answer.to_ascii_lowercase()),
         };
         match picked {
             Some(scenario) => break scenario,
             None => writeln!(
                 output,
-                "  {answer:?} is not a drill: type 1, 2, 3 or 4 (or q to quit)"
+                "  {answer:?} is not a drill: type a number from 1 to {} (or q to quit)",
+                Scenario::ALL.len()
             )?,
         }
     };
@@ -427,21 +433,31 @@ mod tests {
 
     #[test]
     fn a_scenario_is_checked_and_a_duration_in_its_place_is_named() {
-        for name in ["taskmanager", "jobmanager", "kafka", "comprehensive"] {
+        for name in [
+            "taskmanager",
+            "jobmanager",
+            "kafka",
+            "comprehensive",
+            "executor",
+            "worker",
+            "driver",
+        ] {
             assert_eq!(parse_scenario(name).as_deref(), Ok(name));
         }
         assert_eq!(
             parse_scenario("60"),
             Err(
                 "60 is a duration, not a scenario: the scenario comes first, e.g. `firedrill \
-                 drill taskmanager 60` (scenarios: taskmanager, jobmanager, kafka, comprehensive)"
+                 drill taskmanager 60` (scenarios: taskmanager, jobmanager, kafka, comprehensive, \
+                 executor, worker, driver)"
                     .to_owned()
             )
         );
         assert_eq!(
             parse_scenario("taskmanger"),
             Err(
-                "unknown scenario (scenarios: taskmanager, jobmanager, kafka, comprehensive)"
+                "unknown scenario (scenarios: taskmanager, jobmanager, kafka, comprehensive, \
+                 executor, worker, driver)"
                     .to_owned()
             )
         );
@@ -473,7 +489,8 @@ mod tests {
             "1) TaskManager failure",
             "2) JobManager failure",
             "3) Kafka outage",
-            "4) Comprehensive (all three)",
+            "4) Comprehensive (all three of the engine's)",
+            "7) Spark driver failure",
             "[Enter: the daemon's default, 30s unless configured]",
             "Starting a taskmanager drill, fault duration the daemon's default.",
         ] {
@@ -498,8 +515,8 @@ mod tests {
     fn menu_asks_again_after_invalid_input() {
         let (choice, output) = run_menu("9\n\nkafak\n4\nsoon\n0\n45\n");
         assert_eq!(choice, chose(Scenario::Comprehensive, Some("45s")));
-        assert_eq!(output.matches("Drill [1-4, q to quit]: ").count(), 4);
-        assert!(output.contains("\"9\" is not a drill: type 1, 2, 3 or 4 (or q to quit)"));
+        assert_eq!(output.matches("Drill [1-7, q to quit]: ").count(), 4);
+        assert!(output.contains("\"9\" is not a drill: type a number from 1 to 7 (or q to quit)"));
         assert!(output.contains("\"\" is not a drill"));
         assert!(output.contains("\"kafak\" is not a drill"));
         assert_eq!(output.matches("Fault duration").count(), 3);

@@ -183,15 +183,15 @@ async fn the_menu_asks_again_then_posts_the_chosen_drill_with_the_daemons_defaul
         "1) TaskManager failure",
         "2) JobManager failure",
         "3) Kafka outage",
-        "4) Comprehensive (all three)",
-        "\"9\" is not a drill: type 1, 2, 3 or 4 (or q to quit)",
+        "4) Comprehensive (all three of the engine's)",
+        "\"9\" is not a drill: type a number from 1 to 7 (or q to quit)",
         "[Enter: the daemon's default, 30s unless configured]",
         "Starting a taskmanager drill, fault duration the daemon's default.",
     ] {
         assert!(run.output.contains(line), "no {line:?} in:\n{}", run.output);
     }
     assert_eq!(
-        run.output.matches("Drill [1-4, q to quit]: ").count(),
+        run.output.matches("Drill [1-7, q to quit]: ").count(),
         2,
         "asked again after 9:\n{}",
         run.output

@@ -57,6 +57,12 @@ impl Default for Config {
                 ("taskmanager".to_string(), list(&["FlinkTaskManagerLost"])),
                 ("jobmanager".to_string(), list(&["FlinkJobNotRunning"])),
                 ("kafka".to_string(), list(&["KafkaUnavailable"])),
+                // Spark: the driver gone is no application; an executor is relaunched by its
+                // worker within seconds, and a worker's loss leaves the other's executor
+                // running, so neither stops the application for two evaluations.
+                ("driver".to_string(), list(&["SparkAppNotRunning"])),
+                ("executor".to_string(), Vec::new()),
+                ("worker".to_string(), Vec::new()),
             ]),
             resolve_timeout: Duration::from_secs(90),
         }
@@ -71,7 +77,8 @@ impl Config {
                 Some(Scenario::Comprehensive) | None => {
                     return Err(Invalid::new(
                         format!("alerts.expected.{scenario}"),
-                        "not a scenario with a fault of its own: taskmanager, jobmanager or kafka",
+                        "not a scenario with a fault of its own: taskmanager, jobmanager, kafka, executor, \
+                         worker or driver",
                     ))
                 }
                 Some(_) => {}

@@ -35,9 +35,9 @@ use self::{
     figures::FIGURES,
     report::{Report, Verdict},
     runner::Sources,
-    scenario::{Scenario, COMPREHENSIVE},
+    scenario::{comprehensive, Scenario},
 };
-use crate::{clock::now_ms, durable, faults::TargetView, metrics::register};
+use crate::{clock::now_ms, durable, engine::Kind, faults::TargetView, metrics::register};
 
 /// `[drills]`: timings of the drill runner.
 #[derive(Debug, Clone, Deserialize)]
@@ -599,6 +599,7 @@ impl Drills {
     fn start(&mut self, request: DrillRequest) -> Result<DrillView, Error> {
         check_request(
             &request,
+            self.sources.engine,
             &self.config,
             &self.sources.faults.targets(),
             self.sources.faults.max_duration(),
@@ -694,10 +695,12 @@ impl Drills {
     }
 }
 
-/// Refuses what could only fail later, after the gate and the baseline: a fault duration out
-/// of bounds, an unknown target, an action the target cannot do.
+/// Refuses what could only fail later, after the gate and the baseline: a scenario of the
+/// other engine, a fault duration out of bounds, an unknown target, an action the target
+/// cannot do.
 fn check_request(
     request: &DrillRequest,
+    engine: Kind,
     config: &Config,
     targets: &[TargetView],
     max_duration: Duration,
@@ -720,9 +723,24 @@ fn check_request(
                     .into(),
             ))
         }
-        Scenario::Comprehensive => &COMPREHENSIVE,
+        Scenario::Comprehensive => &comprehensive(engine),
         ref single => std::slice::from_ref(single),
     };
+    if let Some(other) = request.scenario.engine().filter(|e| *e != engine) {
+        return Err(Error::Invalid(format!(
+            "the {} scenario breaks {}, and this daemon's engine is {} ([engine] kind); its \
+             scenarios: {}",
+            request.scenario.as_str(),
+            other.as_str(),
+            engine.as_str(),
+            Scenario::ALL
+                .iter()
+                .filter(|s| s.engine().is_none_or(|e| e == engine))
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     for scenario in scenarios {
         let (default_target, default_action) = scenario.fault();
         let name = request.target.as_deref().unwrap_or(default_target);
@@ -796,6 +814,7 @@ mod tests {
         ];
         check_request(
             &request(json),
+            Kind::Flink,
             &Config::default(),
             &targets,
             Duration::from_secs(120),
@@ -811,6 +830,17 @@ mod tests {
             other => panic!("not a refusal: {other}"),
         };
         (kind, error.to_string())
+    }
+
+    #[test]
+    fn a_scenario_of_the_other_engine_is_refused_with_this_engines_scenarios() {
+        let (kind, message) = refused(serde_json::json!({"scenario": "driver"}));
+        assert_eq!(kind, "invalid");
+        assert_eq!(
+            message,
+            "the driver scenario breaks spark, and this daemon's engine is flink ([engine] \
+             kind); its scenarios: taskmanager, jobmanager, kafka, comprehensive"
+        );
     }
 
     #[test]
@@ -859,6 +889,7 @@ mod tests {
         let only_kafka = [target("kafka", &[Action::Stop])];
         let error = check_request(
             &request(serde_json::json!({"scenario": "comprehensive"})),
+            Kind::Flink,
             &Config::default(),
             &only_kafka,
             Duration::from_secs(600),

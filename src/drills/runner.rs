@@ -24,7 +24,7 @@ use super::{
         Report, Revenue, Throughput, Verdict,
     },
     sampler::{self, unseen, Sampler},
-    scenario::{Scenario, COMPREHENSIVE},
+    scenario::{comprehensive, Scenario},
     Config, DrillRequest, DrillState, DrillView,
 };
 use crate::{
@@ -105,12 +105,10 @@ impl Drill {
     }
 
     async fn comprehensive(&mut self) -> Result<Report, Ended> {
-        let mut parts = Vec::with_capacity(COMPREHENSIVE.len());
-        for (i, scenario) in COMPREHENSIVE.into_iter().enumerate() {
-            parts.push(
-                self.part(scenario, Some((i + 1, COMPREHENSIVE.len())))
-                    .await?,
-            );
+        let steps = comprehensive(self.sources.engine);
+        let mut parts = Vec::with_capacity(steps.len());
+        for (i, scenario) in steps.into_iter().enumerate() {
+            parts.push(self.part(scenario, Some((i + 1, steps.len()))).await?);
         }
         Ok(combine(
             &self.id,

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::faults::Action;
+use crate::{engine::Kind, faults::Action};
 
 /// A drill scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,8 +19,17 @@ pub enum Scenario {
     Jobmanager,
     /// Stop the Kafka broker.
     Kafka,
-    /// All three in sequence, with the steady-state gate between them.
+    /// All three of the engine's in sequence, with the steady-state gate between them: Flink's
+    /// taskmanager, jobmanager, kafka; Spark's executor, driver, kafka.
     Comprehensive,
+    /// Spark: kill an executor (the TaskManager's analogue): any member of the `executor`
+    /// group unless `target` names one; its worker launches a new one.
+    Executor,
+    /// Spark: kill a worker (and the executor it runs): any member of the `worker` group.
+    Worker,
+    /// Spark: kill the driver (the JobManager's analogue); starting it again resubmits the
+    /// job, which resumes from its checkpoints.
+    Driver,
 }
 
 impl Scenario {
@@ -31,15 +40,21 @@ impl Scenario {
             Scenario::Jobmanager => "jobmanager",
             Scenario::Kafka => "kafka",
             Scenario::Comprehensive => "comprehensive",
+            Scenario::Executor => "executor",
+            Scenario::Worker => "worker",
+            Scenario::Driver => "driver",
         }
     }
 
     /// Every scenario, in the order the CLI's menu and its errors list them.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Taskmanager,
         Scenario::Jobmanager,
         Scenario::Kafka,
         Scenario::Comprehensive,
+        Scenario::Executor,
+        Scenario::Worker,
+        Scenario::Driver,
     ];
 
     /// What the CLI's menu calls it.
@@ -48,7 +63,20 @@ impl Scenario {
             Scenario::Taskmanager => "TaskManager failure",
             Scenario::Jobmanager => "JobManager failure",
             Scenario::Kafka => "Kafka outage",
-            Scenario::Comprehensive => "Comprehensive (all three)",
+            Scenario::Comprehensive => "Comprehensive (all three of the engine's)",
+            Scenario::Executor => "Spark executor failure",
+            Scenario::Worker => "Spark worker failure",
+            Scenario::Driver => "Spark driver failure",
+        }
+    }
+
+    /// The engine whose components the scenario breaks; `None` for either (Kafka, and the
+    /// comprehensive drill, which takes the engine's own steps).
+    pub fn engine(self) -> Option<Kind> {
+        match self {
+            Scenario::Taskmanager | Scenario::Jobmanager => Some(Kind::Flink),
+            Scenario::Executor | Scenario::Worker | Scenario::Driver => Some(Kind::Spark),
+            Scenario::Kafka | Scenario::Comprehensive => None,
         }
     }
 
@@ -62,11 +90,18 @@ impl Scenario {
         match self {
             Scenario::Taskmanager => ("taskmanager", Action::Kill),
             Scenario::Jobmanager => ("jobmanager", Action::Kill),
+            Scenario::Executor => ("executor", Action::Kill),
+            Scenario::Worker => ("worker", Action::Kill),
+            Scenario::Driver => ("spark-driver", Action::Kill),
             Scenario::Kafka | Scenario::Comprehensive => ("kafka", Action::Stop),
         }
     }
 }
 
-/// The scenarios of a comprehensive drill, in order.
-pub const COMPREHENSIVE: [Scenario; 3] =
-    [Scenario::Taskmanager, Scenario::Jobmanager, Scenario::Kafka];
+/// The scenarios of a comprehensive drill on `engine`, in order.
+pub fn comprehensive(engine: Kind) -> [Scenario; 3] {
+    match engine {
+        Kind::Flink => [Scenario::Taskmanager, Scenario::Jobmanager, Scenario::Kafka],
+        Kind::Spark => [Scenario::Executor, Scenario::Driver, Scenario::Kafka],
+    }
+}
