@@ -10,8 +10,11 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
-use support::{eventually, pipeline, repo, Daemon, BROKER};
+use serde_json::{json, Value};
+use support::{
+    drill::{assert_common, assert_output_evidence, config, drill, phase},
+    eventually, kafka, pipeline, repo, Daemon, BROKER,
+};
 
 const MASTER: &str = "http://127.0.0.1:8080";
 const NEEDS_SPARK: &str = "needs the Spark engine: compose/local/stack up --engine spark";
@@ -47,20 +50,108 @@ async fn running_app() -> String {
     .await
 }
 
-/// Spark's own last progress event of `query`: (batch id, commit time in unix ms).
-fn last_progress(query: &str) -> Option<(u64, i64)> {
-    let text = std::fs::read_to_string(repo().join(".stack/data/spark/progress.jsonl")).ok()?;
+/// One progress event, as Spark wrote it: (query, run id, rows, trigger time, commit time).
+struct Batch {
+    query: String,
+    run_id: String,
+    rows: u64,
+    started_ms: i64,
+    committed_ms: i64,
+}
+
+/// Spark's own progress events, oldest first.
+fn progress() -> Vec<Batch> {
+    let path = repo().join(".stack/data/spark/progress.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
     text.lines()
-        .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|p| p["name"] == query)
         .map(|p| {
             let started = chrono::DateTime::parse_from_rfc3339(p["timestamp"].as_str().unwrap())
                 .unwrap()
                 .timestamp_millis();
             let took = p["durationMs"]["triggerExecution"].as_i64().unwrap_or(0);
-            (p["batchId"].as_u64().unwrap(), started + took)
+            Batch {
+                query: p["name"].as_str().unwrap_or_default().to_owned(),
+                run_id: p["runId"].as_str().unwrap().to_owned(),
+                rows: p["numInputRows"].as_u64().unwrap_or(0),
+                started_ms: started,
+                committed_ms: started + took,
+            }
         })
+        .collect()
+}
+
+/// Spark's own last progress event of `query`: its commit time in unix ms.
+fn last_progress(query: &str) -> Option<i64> {
+    progress()
+        .into_iter()
+        .rev()
+        .find(|b| b.query == query)
+        .map(|b| b.committed_ms)
+}
+
+/// A daemon drilling Spark: config/spark.toml's engine, group and fault targets, with the
+/// short drill phases of the Flink drill tests.
+fn spark_daemon(state: &std::path::Path) -> Daemon {
+    let spark = std::fs::read_to_string(repo().join("config/spark.toml")).unwrap();
+    let targets = &spark[spark.find("[faults.targets.").unwrap()..spark.find("[drills]").unwrap()];
+    Daemon::start_with_env(
+        &config(state, targets),
+        &[
+            ("FIREDRILL_ENGINE__KIND", "spark"),
+            (
+                "FIREDRILL_KAFKA__CONSUMER_GROUPS",
+                r#"["spark-order-processor"]"#,
+            ),
+            ("FIREDRILL_DRILLS__RESUBMIT", "[]"),
+        ],
+    )
+}
+
+async fn processing(daemon: &Daemon) {
+    eventually(
+        "spark application running, orders processed",
+        Duration::from_secs(120),
+        || async {
+            let s = daemon.scrape().await;
+            let running = s.metric("firedrill_spark_app_running").value() == Some(1.0);
+            let processed = s
+                .metric("firedrill_audit_records_total")
+                .label("verdict", "processed")
+                .value()
+                .unwrap_or(0.0);
+            (running && processed > 50.0).then_some(())
+        },
+    )
+    .await;
+}
+
+async fn run_id(daemon: &Daemon) -> String {
+    daemon
+        .get("/generator")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The report's duplicates against an independent count of this run's ids in the output.
+fn assert_duplicates(reader: &rdkafka::consumer::BaseConsumer, run: &str, report: &Value) {
+    let (duplicates, processed) = (
+        report["orders"]["duplicates"].as_u64().unwrap(),
+        report["orders"]["processed"].as_u64().unwrap(),
+    );
+    let counts = kafka::count_ids(reader, &format!("{run}-"), Duration::from_secs(20), |c| {
+        kafka::duplicates(c) >= duplicates && c.len() as u64 >= processed
+    });
+    assert_eq!(
+        duplicates,
+        kafka::duplicates(&counts),
+        "report duplicates vs independent count"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -150,7 +241,7 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
             .label("query", query)
             .value()
             .unwrap_or_else(|| panic!("no batch age of {query}"));
-        let (_, committed) = last_progress(query).expect("Spark's progress events");
+        let committed = last_progress(query).expect("Spark's progress events");
         let spark_age = (chrono::Utc::now().timestamp_millis() - committed) as f64 / 1000.0;
         // The scrape came first and the monitor polls every second.
         assert!(
@@ -168,4 +259,103 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
         (!lag.is_empty() && lag.iter().all(|l| *l < 1_000.0)).then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the Spark engine: compose/local/stack up --engine spark"]
+async fn a_driver_drill_resumes_from_the_checkpoint_as_spark_and_the_output_say() {
+    let app_before = running_app().await;
+    let state = tempfile::tempdir().unwrap();
+    let reader = kafka::reader_at_end("processed_orders");
+    let mut tail = kafka::tail("processed_orders");
+    let daemon = spark_daemon(state.path());
+    processing(&daemon).await;
+    let run = run_id(&daemon).await;
+    let report = drill(&daemon, json!({"scenario": "driver"})).await;
+    assert_common(&report);
+    assert_eq!(
+        (report["scenario"].as_str(), report["engine"].as_str()),
+        (Some("driver"), Some("spark"))
+    );
+    let times = kafka::output_times(&mut tail, Duration::from_secs(30));
+    let ev = assert_output_evidence(&report, &times);
+
+    // A new application, as the master lists it, and the one the report names.
+    let app_after = running_app().await;
+    assert_ne!(app_before, app_after);
+    assert_eq!(
+        report["flink"]["job_id_before"].as_str(),
+        Some(app_before.as_str())
+    );
+    assert_eq!(
+        report["flink"]["job_id_after"].as_str(),
+        Some(app_after.as_str())
+    );
+    // Spark's own account: the restarted queries ran from the checkpoint (a new run of the
+    // same query), and output resumed with the first batch that read rows after the kill.
+    let injected = phase(&report, "injected").unwrap();
+    let batches = progress();
+    let first_after = batches
+        .iter()
+        .filter(|b| b.query == "processed_orders" && b.started_ms > injected && b.rows > 0)
+        .min_by_key(|b| b.started_ms)
+        .expect("a batch with rows after the kill");
+    let before = batches
+        .iter()
+        .filter(|b| b.query == "processed_orders" && b.committed_ms < injected)
+        .last()
+        .expect("a batch before the kill");
+    assert_ne!(before.run_id, first_after.run_id, "the query was restarted");
+    let (_, resumed) = *ev
+        .gaps
+        .last()
+        .expect("output stalled while the driver was down");
+    // processed_at is the batch's own timestamp (current_timestamp() of the micro-batch).
+    assert!(
+        (first_after.started_ms - resumed).abs() <= 1_000,
+        "Spark's first batch after the kill started at {}, the output resumed at {resumed}",
+        first_after.started_ms
+    );
+    assert_duplicates(&reader, &run, &report);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the Spark engine: compose/local/stack up --engine spark"]
+async fn an_executor_drill_agrees_with_the_output_and_the_driver() {
+    let app = running_app().await;
+    let state = tempfile::tempdir().unwrap();
+    let reader = kafka::reader_at_end("processed_orders");
+    let mut tail = kafka::tail("processed_orders");
+    let daemon = spark_daemon(state.path());
+    processing(&daemon).await;
+    let run = run_id(&daemon).await;
+    let lost_before = lost_executors(&app).await;
+    let report = drill(&daemon, json!({"scenario": "executor"})).await;
+    assert_common(&report);
+    assert_eq!(report["engine"], "spark");
+    let times = kafka::output_times(&mut tail, Duration::from_secs(30));
+    assert_output_evidence(&report, &times);
+    // The same application carried on; the driver counts the executor it lost, and so does
+    // the report.
+    assert_eq!(running_app().await, app);
+    let lost = lost_executors(&app).await - lost_before;
+    assert_eq!(lost, 1, "the driver lists one more lost executor");
+    assert_eq!(report["flink"]["restarts"].as_u64(), Some(lost));
+    assert_duplicates(&reader, &run, &report);
+}
+
+/// Executors the driver lists as no longer active.
+async fn lost_executors(app: &str) -> u64 {
+    let executors: Vec<Value> = reqwest::get(format!(
+        "http://127.0.0.1:4040/api/v1/applications/{app}/allexecutors"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    executors
+        .iter()
+        .filter(|e| e["id"] != "driver" && e["isActive"] == false)
+        .count() as u64
 }

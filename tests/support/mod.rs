@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod dashboards;
+pub mod drill;
 pub mod kafka;
 pub mod pipeline;
 
