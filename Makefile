@@ -2,19 +2,26 @@
 #   make up     install (once, cached) and start the local pipeline with firedrill
 #   make test   bring up what the tests need and run every test
 # Everything heavy is cached under $LOCAL_STACK_CACHE (default ~/.cache/firedrill).
+# `make up ENGINE=spark` runs the pipeline on Spark Structured Streaming instead of Flink.
 
 STACK := compose/local/stack
+ENGINE ?= flink
 
 .PHONY: up down status test unit lint bench
 
 up:
-	$(STACK) up
+	$(STACK) up --engine $(ENGINE)
 	cargo build --release --locked
 	$(STACK) start firedrill
 	@$(STACK) status
 	@echo
 	@echo "firedrill metrics   http://127.0.0.1:9400/metrics"
-	@echo "Flink UI            http://127.0.0.1:8081"
+	@if [ "$(ENGINE)" = spark ]; then \
+	  echo "Spark master UI     http://127.0.0.1:8080"; \
+	  echo "Spark driver UI     http://127.0.0.1:4040"; \
+	else \
+	  echo "Flink UI            http://127.0.0.1:8081"; \
+	fi
 	@echo "Prometheus          http://127.0.0.1:9090"
 	@echo "Alertmanager        http://127.0.0.1:9093"
 	@echo "logs                .stack/logs/"
