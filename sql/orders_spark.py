@@ -15,6 +15,9 @@ Environment:
                               (beside this file; it travels to the executors pickled), which
                               also commits each batch's end to the group
   KAFKA_FETCH_MAX_WAIT_MS     how long the broker may hold an empty fetch (500; tansu: 20)
+  STARTING_OFFSETS            a new query without committed group offsets starts at the
+                              earliest or latest offset of `orders` (latest, Spark's default:
+                              on a stack that ran Flink the topic holds its whole history)
   KAFKA_PRODUCER_IDEMPOTENCE  true | false (false: tansu's sqlite engine, see sql/orders.sql)
   PROGRESS_LOG                if set, every query progress event is appended to this file as one
                               JSON line (Spark's REST API does not serve streaming progress)
@@ -42,6 +45,7 @@ GROUP = env("CONSUMER_GROUP", "spark-order-processor")
 CHECKPOINT_DIR = env("CHECKPOINT_DIR", "/tmp/firedrill-spark/checkpoints")
 TRIGGER_INTERVAL = env("TRIGGER_INTERVAL", "1 second")
 KAFKA_IO = env("KAFKA_IO", "connector")
+STARTING_OFFSETS = env("STARTING_OFFSETS", "latest")
 PROGRESS_LOG = env("PROGRESS_LOG")
 
 FORMAT = {"connector": "kafka", "adapter": "firedrill_kafka"}[KAFKA_IO]
@@ -83,7 +87,8 @@ def orders(spark, group):
            .option("kafka.bootstrap.servers", BOOTSTRAP)
            .option("subscribe", ORDERS_TOPIC)
            .option("kafka.group.id", group)
-           .option("startingOffsets", "earliest")  # a new query, as Flink's group-offsets + earliest
+           # A new query with no committed group offsets: where to start.
+           .option("startingOffsets", STARTING_OFFSETS)
            .option("kafka.fetch.max.wait.ms", env("KAFKA_FETCH_MAX_WAIT_MS", "500"))
            .load())
     # Unparseable records and fields become NULL (never fail the query); records without an id

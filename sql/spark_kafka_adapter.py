@@ -5,13 +5,14 @@ A Spark 4 Python data source on confluent-kafka (its bundled librdkafka talks to
 `firedrill_kafka` and taking the official connector's option names, so sql/orders_spark.py
 only swaps the format name:
 
-  reader  kafka.bootstrap.servers, subscribe (one topic), kafka.group.id, kafka.fetch.max.wait.ms
+  reader  kafka.bootstrap.servers, subscribe (one topic), kafka.group.id, kafka.fetch.max.wait.ms,
+          startingOffsets (earliest | latest; the official connector's default, latest)
           columns: value (binary, as received: a malformed record is handed on, never raised),
           partition, offset
   writer  kafka.bootstrap.servers, topic, kafka.enable.idempotence; writes the `value` column
 
 Reader: an offset is {topic: {partition: next offset}}, as the official connector's, and lives in
-Spark's checkpoint. A new query starts at the group's committed offsets, else at the earliest.
+Spark's checkpoint. A new query starts at the group's committed offsets, else at startingOffsets.
 Each micro-batch reads [start, end) of every partition, one Spark task per partition, where end
 is the broker's high watermark when the batch was planned. Once Spark has committed a batch,
 its end is also committed to the consumer group, so lag is visible from outside like Flink's
@@ -99,10 +100,11 @@ class KafkaStreamReader(DataSourceStreamReader):
     def initialOffset(self):
         tps = self.topic_partitions()
         committed = self.consumer.committed(tps, timeout=TIMEOUT_S) if self.group else tps
+        earliest = self.options.get("startingOffsets", "latest") == "earliest"
         offsets = {}
         for tp in committed:
-            low, _ = self.consumer.get_watermark_offsets(ck.TopicPartition(self.topic, tp.partition), timeout=TIMEOUT_S)
-            offsets[str(tp.partition)] = tp.offset if tp.offset >= 0 else low
+            low, high = self.consumer.get_watermark_offsets(ck.TopicPartition(self.topic, tp.partition), timeout=TIMEOUT_S)
+            offsets[str(tp.partition)] = tp.offset if tp.offset >= 0 else low if earliest else high
         return {self.topic: offsets}
 
     def latestOffset(self):

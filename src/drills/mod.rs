@@ -66,6 +66,11 @@ pub struct Config {
     /// Output has caught up once no record comes out later than this after its event time.
     #[serde(with = "crate::config_value::duration")]
     pub caught_up_latency: Duration,
+    /// The live view's throughput (degradation, stall, recovery) is measured over this
+    /// window, whole seconds; 1 s measures each second on its own. An engine that writes in
+    /// micro-batches needs a window spanning a few of them.
+    #[serde(with = "crate::config_value::duration")]
+    pub rate_window: Duration,
     /// How long the baseline is measured.
     #[serde(with = "crate::config_value::duration")]
     pub baseline: Duration,
@@ -106,6 +111,7 @@ impl Default for Config {
             gate_max_latency: Duration::from_secs(5),
             output_gap: Duration::from_secs(2),
             caught_up_latency: Duration::from_secs(3),
+            rate_window: Duration::from_secs(1),
             baseline: Duration::from_secs(20),
             fault_duration: Duration::from_secs(30),
             recovery_timeout: Duration::from_secs(120),

@@ -16,6 +16,11 @@
 //!   the baseline level (twice the baseline in-flight, at least two seconds of orders), for
 //!   three observations in a row; the phase is stamped at the first of the three.
 //!
+//! Throughput in these rules is measured over the last `rate_window` observations (one by
+//! default: the second since the previous one). An engine that writes in steps, as Spark's
+//! micro-batches every 2-3 s, needs a window spanning a few steps, or every pause between two
+//! batches reads as a stall; the timeline's samples keep the per-second rate.
+//!
 //! - the baseline: the observations before the injection (rate from the first to the last,
 //!   in-flight orders averaged); fixed at the injection.
 //!
@@ -96,6 +101,10 @@ pub struct Tracker {
     stalled_ms: i64,
     /// The output stalled at least once since the injection.
     stalled_seen: bool,
+    /// Observations the throughput of the rules is measured over.
+    rate_window: usize,
+    /// The last `rate_window` observations before the newest: (at_ms, processed).
+    recent: std::collections::VecDeque<(i64, u64)>,
 }
 
 /// Below this fraction of the baseline rate the output counts as stalled.
@@ -120,7 +129,15 @@ impl Tracker {
             peak_at_risk_cents: 0,
             stalled_ms: 0,
             stalled_seen: false,
+            rate_window: 1,
+            recent: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Measures the rules' throughput over the last `observations` (at least one).
+    pub fn with_rate_window(mut self, observations: usize) -> Tracker {
+        self.rate_window = observations.max(1);
+        self
     }
 
     /// Time output was stalled since the injection (until recovery), seconds.
@@ -222,10 +239,17 @@ impl Tracker {
         };
         let dt = (obs.at_ms - prev.at_ms).max(1) as f64 / 1000.0;
         let new_output = obs.processed.saturating_sub(prev.processed);
-        let rate = new_output as f64 / dt;
+        let per_second = new_output as f64 / dt;
+        self.recent.push_back((prev.at_ms, prev.processed));
+        if self.recent.len() > self.rate_window {
+            self.recent.pop_front();
+        }
+        let (since_ms, since) = self.recent.front().copied().expect("just pushed");
+        let rate = obs.processed.saturating_sub(since) as f64
+            / ((obs.at_ms - since_ms).max(1) as f64 / 1000.0);
         self.samples.push(Sample {
             at_ms: obs.at_ms,
-            processed_per_s: rate,
+            processed_per_s: per_second,
             lag_messages: obs.lag_messages,
             revenue_at_risk_dollars: obs.at_risk_cents as f64 / 100.0,
             in_flight: obs.unseen,
@@ -388,6 +412,37 @@ mod tests {
         );
         assert_eq!(p.recovered_at, Some(6_000));
         assert_eq!(t.stalled_s(), 0.0);
+    }
+
+    #[test]
+    fn output_in_steps_is_not_a_stall_over_a_window_that_spans_them() {
+        // 10 orders/s written as 30 every third second (micro-batches), before and after
+        // a revert at 4 s: per second that is 0, 0, 30, which never recovers.
+        let steps = |window| {
+            let mut t = Tracker::measuring().with_rate_window(window);
+            let at = |s: u64| obs(s as i64, s / 3 * 30, 10, true);
+            for s in 0..=9 {
+                t.observe(at(s));
+            }
+            assert_eq!(t.injected().orders_per_s, 10.0);
+            t.reverted(12_000);
+            for s in 10..30 {
+                t.observe(at(s));
+            }
+            t
+        };
+        assert_eq!(steps(1).phases().recovered_at, None);
+        assert!(
+            steps(1).phases().degraded_at.is_some(),
+            "0, 0 reads as degraded"
+        );
+        let t = steps(3);
+        assert_eq!(t.phases().degraded_at, None);
+        assert_eq!(t.phases().recovered_at, Some(12_000));
+        assert_eq!(t.stalled_s(), 0.0);
+        // The timeline keeps what each second saw.
+        assert_eq!(t.samples()[2].processed_per_s, 30.0);
+        assert_eq!(t.samples()[3].processed_per_s, 0.0);
     }
 
     #[test]

@@ -192,6 +192,7 @@ impl Drill {
             self.sources.lag.clone(),
             self.sources.lag_group.clone(),
             sampler::checkpoint_path(&flink_before),
+            self.config.rate_window.as_secs().max(1) as usize,
         );
         if !self.wait(baseline_len).await {
             return Err(aborted("the baseline"));

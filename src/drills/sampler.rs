@@ -41,13 +41,15 @@ pub struct Sampler {
 
 impl Sampler {
     /// Starts sampling the audit, Flink and the lag of `lag_group`; `checkpoint` is the
-    /// newest retained checkpoint known so far.
+    /// newest retained checkpoint known so far; throughput is judged over `rate_window`
+    /// observations.
     pub fn spawn(
         audit: watch::Receiver<AuditSnapshot>,
         flink: watch::Receiver<FlinkStatus>,
         lag: watch::Receiver<LagSnapshot>,
         lag_group: String,
         checkpoint: Option<String>,
+        rate_window: usize,
     ) -> Sampler {
         let (marks, marks_rx) = mpsc::unbounded_channel();
         let (phases_tx, phases) = watch::channel(Phases::default());
@@ -58,7 +60,7 @@ impl Sampler {
             flink,
             lag,
             lag_group,
-            tracker: Tracker::measuring(),
+            tracker: Tracker::measuring().with_rate_window(rate_window),
             marks: marks_rx,
             phases: phases_tx,
             checkpoint: checkpoint_tx,

@@ -118,7 +118,12 @@ pub fn evidence(times: &[kafka::OutputTime], report: &serde_json::Value) -> Evid
     let caught_up = match window.iter().rposition(|t| late(t)) {
         None if window.is_empty() => None,
         None => Some(from),
-        Some(i) => window.get(i + 1).map(|t| t.processed_at_ms),
+        // Records written at the same instant (Spark stamps a whole micro-batch with one
+        // time) are one output: caught up is the first output after the last late one's time.
+        Some(i) => window[i..]
+            .iter()
+            .map(|t| t.processed_at_ms)
+            .find(|at| *at > window[i].processed_at_ms),
     };
     let recovered_at = caught_up.map(|c| gaps.last().map_or(c, |g| g.1.max(c)));
     let until = recovered_at.unwrap_or(to);
