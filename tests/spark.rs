@@ -311,8 +311,8 @@ async fn a_driver_drill_resumes_from_the_checkpoint_as_spark_and_the_output_say(
         .collect();
     let last_before = batches
         .iter()
-        .filter(|b| b.committed_ms < injected)
-        .last()
+        .rev()
+        .find(|b| b.committed_ms < injected)
         .expect("a batch before the kill");
     let restarted: Vec<&Batch> = batches
         .iter()
