@@ -299,6 +299,9 @@ async fn drills_are_paged_and_unpaged_and_every_panel_has_data() {
         if place.contains(": alert ") {
             continue; // an alerting rule returns data only while it fires
         }
+        if expr.contains("firedrill_spark_") {
+            continue; // the Spark engine's row: tests/spark.rs checks it on Spark
+        }
         checked += 1;
         match range(expr, window_start, window_end, 5.0).await {
             Ok(series) if !series.is_empty() => {}

@@ -181,9 +181,11 @@ async fn spark_computes_every_order_and_its_windows_add_up() {
 #[ignore = "needs the Spark engine: compose/local/stack up --engine spark"]
 async fn firedrill_monitors_spark_as_spark_reports_itself() {
     let app = running_app().await;
+    // On the stack's port, so that Prometheus scrapes it and the dashboards can be checked.
     let daemon = Daemon::start_with_env(
         "",
         &[
+            ("FIREDRILL_HTTP__LISTEN", "127.0.0.1:9400"),
             ("FIREDRILL_ENGINE__KIND", "spark"),
             (
                 "FIREDRILL_SPARK__PROGRESS_FILE",
@@ -217,10 +219,21 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
         },
     )
     .await;
-    let m = eventually("more batches", Duration::from_secs(30), || async {
-        let m = daemon.scrape().await;
-        (m.metric("firedrill_spark_batches").value()? > first).then_some(m)
-    })
+    // The order_stats query starts once processed_orders has run a batch.
+    let m = eventually(
+        "more batches, of both queries",
+        Duration::from_secs(120),
+        || async {
+            let m = daemon.scrape().await;
+            let both = ["processed_orders", "order_stats"].iter().all(|q| {
+                m.metric("firedrill_spark_last_batch_age_seconds")
+                    .label("query", q)
+                    .value()
+                    .is_some()
+            });
+            (both && m.metric("firedrill_spark_batches").value()? > first).then_some(m)
+        },
+    )
     .await;
     assert_eq!(
         m.metric("firedrill_upstream_up")
@@ -271,6 +284,33 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
         (!lag.is_empty() && lag.iter().all(|l| *l < 1_000.0)).then_some(())
     })
     .await;
+
+    // Every dashboard expression of the Spark engine has data, as Prometheus scraped it.
+    let spark: Vec<(String, String)> = support::dashboards::expressions(&repo())
+        .into_iter()
+        // An alerting rule returns data only while it fires.
+        .filter(|(place, expr)| expr.contains("firedrill_spark_") && !place.contains(": alert "))
+        .collect();
+    assert!(spark.len() >= 9, "only {} Spark expressions", spark.len());
+    for (place, expr) in &spark {
+        eventually(
+            &format!("data for {place}: {expr}"),
+            Duration::from_secs(30),
+            || async {
+                let answer: Value = reqwest::Client::new()
+                    .get("http://127.0.0.1:9090/api/v1/query")
+                    .query(&[("query", expr.as_str())])
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                (!answer["data"]["result"].as_array()?.is_empty()).then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
