@@ -71,8 +71,13 @@ pub fn export_info(kind: Kind, registry: &Registry) {
     info.with_label_values(&[kind.as_str()]).set(1);
 }
 
-/// The chosen engine's monitor.
-pub enum Monitor {
+/// The chosen engine's monitor, polled by [`Monitor::run`], which publishes each status.
+pub struct Monitor {
+    poller: Poller,
+    status: watch::Sender<FlinkStatus>,
+}
+
+enum Poller {
     Flink(Box<FlinkMonitor>),
     Spark(Box<SparkMonitor>),
 }
@@ -86,29 +91,44 @@ impl Monitor {
         registry: &Registry,
         upstreams: Upstreams,
     ) -> Result<Monitor, reqwest::Error> {
-        Ok(match kind {
+        let poller = match kind {
             Kind::Flink => {
-                Monitor::Flink(Box::new(FlinkMonitor::build(flink, registry, upstreams)?))
+                Poller::Flink(Box::new(FlinkMonitor::build(flink, registry, upstreams)?))
             }
             Kind::Spark => {
-                Monitor::Spark(Box::new(SparkMonitor::build(spark, registry, upstreams)?))
+                Poller::Spark(Box::new(SparkMonitor::build(spark, registry, upstreams)?))
             }
+        };
+        Ok(Monitor {
+            poller,
+            status: watch::Sender::new(FlinkStatus::default()),
         })
     }
 
     /// The latest engine status, updated after every poll.
     pub fn subscribe(&self) -> watch::Receiver<FlinkStatus> {
-        match self {
-            Monitor::Flink(m) => m.subscribe(),
-            Monitor::Spark(m) => m.subscribe(),
-        }
+        self.status.subscribe()
     }
 
-    /// Polls until cancelled.
-    pub async fn run(self, cancel: CancellationToken) {
-        match self {
-            Monitor::Flink(m) => m.run(cancel).await,
-            Monitor::Spark(m) => m.run(cancel).await,
+    /// Polls every `poll_interval` of the engine's config until cancelled.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let interval = match &self.poller {
+            Poller::Flink(m) => m.poll_interval(),
+            Poller::Spark(m) => m.poll_interval(),
+        };
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {
+                    let status = match &mut self.poller {
+                        Poller::Flink(m) => m.poll().await,
+                        Poller::Spark(m) => m.poll().await,
+                    };
+                    self.status.send_replace(status);
+                }
+            }
         }
     }
 }

@@ -1,13 +1,12 @@
-//! The Flink monitor: polls the REST API in the background, exports job health and
-//! checkpoint age, and publishes the latest [`FlinkStatus`] for the drill runner.
+//! The Flink monitor: at each poll (`engine::Monitor` runs the loop and publishes), reads the
+//! REST API, exports job health and checkpoint age, and returns the [`FlinkStatus`] the drill
+//! runner reads.
 //!
 //! Copes with no job (job series absent), a resubmitted job (the newest non-terminal job of
 //! the configured name is followed; a new job id shows in `firedrill_flink_job_info`) and the
 //! JobManager being down (`firedrill_upstream_up{upstream="flink"} 0`, job series absent).
 
 use prometheus::{Gauge, IntGaugeVec, Opts, Registry};
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{
@@ -256,7 +255,6 @@ pub struct FlinkMonitor {
     client: rest::Client,
     metrics: Metrics,
     upstreams: Upstreams,
-    status: watch::Sender<FlinkStatus>,
     watched_job: Option<String>,
     restart_strategy: Option<RestartStrategy>,
 }
@@ -273,33 +271,18 @@ impl FlinkMonitor {
             client: rest::Client::new(config)?,
             metrics: Metrics::register(registry),
             upstreams,
-            status: watch::Sender::new(FlinkStatus::default()),
             watched_job: None,
             restart_strategy: None,
         })
     }
 
-    /// The latest status, updated after every poll.
-    pub fn subscribe(&self) -> watch::Receiver<FlinkStatus> {
-        self.status.subscribe()
+    /// How often `engine::Monitor` calls [`Self::poll`].
+    pub fn poll_interval(&self) -> std::time::Duration {
+        self.config.poll_interval
     }
 
-    /// Polls every `poll_interval` until cancelled.
-    pub async fn run(mut self, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(self.config.poll_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tick.tick() => {
-                    let status = self.poll().await;
-                    self.status.send_replace(status);
-                }
-            }
-        }
-    }
-
-    async fn poll(&mut self) -> FlinkStatus {
+    /// One poll: reads, exports, and returns the status to publish.
+    pub async fn poll(&mut self) -> FlinkStatus {
         match poll(&self.client, &self.config.job_name).await {
             Ok(mut status) => {
                 if self.upstreams.observe(Upstream::Flink, true) {

@@ -17,8 +17,6 @@
 use std::collections::BTreeMap;
 
 use prometheus::{Gauge, GaugeVec, IntGaugeVec, Opts, Registry};
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{
@@ -295,7 +293,6 @@ pub struct SparkMonitor {
     tracker: Tracker,
     metrics: Metrics,
     upstreams: Upstreams,
-    status: watch::Sender<FlinkStatus>,
 }
 
 impl SparkMonitor {
@@ -312,31 +309,16 @@ impl SparkMonitor {
             tracker: Tracker::default(),
             metrics: Metrics::register(registry),
             upstreams,
-            status: watch::Sender::new(FlinkStatus::default()),
         })
     }
 
-    /// The latest status, updated after every poll.
-    pub fn subscribe(&self) -> watch::Receiver<FlinkStatus> {
-        self.status.subscribe()
+    /// How often `engine::Monitor` calls [`Self::poll`].
+    pub fn poll_interval(&self) -> std::time::Duration {
+        self.config.poll_interval
     }
 
-    /// Polls every `poll_interval` until cancelled.
-    pub async fn run(mut self, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(self.config.poll_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tick.tick() => {
-                    let status = self.poll().await;
-                    self.status.send_replace(status);
-                }
-            }
-        }
-    }
-
-    async fn poll(&mut self) -> FlinkStatus {
+    /// One poll: reads, exports, and returns the status to publish.
+    pub async fn poll(&mut self) -> FlinkStatus {
         let master = match self.client.master().await {
             Ok(master) => {
                 if self.upstreams.observe(Upstream::Spark, true) {
