@@ -244,9 +244,9 @@ fn names(a: &[Report], b: &[Report]) -> (String, String) {
     // Flink against Spark: each side says its engine, unless its name already does.
     if let (Some(ea), Some(eb)) = (engine(a), engine(b)) {
         if ea != eb {
-            for (name, engine) in [(&mut na, ea), (&mut nb, eb)] {
-                if !name.to_lowercase().contains(engine) {
-                    *name = format!("{engine}: {name}");
+            for (name, side) in [(&mut na, a), (&mut nb, b)] {
+                if !name.to_lowercase().contains(&side[0].engine) {
+                    *name = format!("{}: {name}", side[0].engine_name());
                 }
             }
         }
@@ -258,10 +258,12 @@ fn names(a: &[Report], b: &[Report]) -> (String, String) {
     }
 }
 
-/// The engine of every report of a side, if they share one.
-fn engine(side: &[Report]) -> Option<&str> {
-    let first = side.first()?.engine.as_str();
-    side.iter().all(|r| r.engine == first).then_some(first)
+/// The engine of every report of a side ([`Report::engine_name`]), if they share one.
+fn engine(side: &[Report]) -> Option<String> {
+    let first = side.first()?.engine_name();
+    side.iter()
+        .all(|r| r.engine_name() == first)
+        .then_some(first)
 }
 
 /// The runs' common display name (their label, or `"<scenario> <id>"` for one unlabelled
@@ -817,7 +819,15 @@ mod tests {
         let (na, nb) = names(std::slice::from_ref(&a), std::slice::from_ref(&b));
         assert_eq!(na, format!("flink: {}", a.display_name()));
         assert_eq!(nb, "spark structured streaming", "already says spark");
-        b.engine = "flink".into();
+        (b.label, b.id) = (None, "d-2".into());
+        b.kafka_io = Some(crate::spark::LOCAL_ADAPTER.into());
+        let (_, nb) = names(std::slice::from_ref(&a), std::slice::from_ref(&b));
+        assert_eq!(
+            nb,
+            format!("spark (local Kafka adapter): {}", b.display_name()),
+            "the Kafka I/O is part of the engine's name"
+        );
+        (b.engine, b.kafka_io) = ("flink".into(), None);
         let (na, _) = names(std::slice::from_ref(&a), std::slice::from_ref(&b));
         assert_eq!(na, a.display_name(), "one engine: no prefix");
     }

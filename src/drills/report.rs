@@ -38,6 +38,10 @@ pub struct Report {
     /// The engine drilled: `flink` or `spark` (reports written before the field are Flink's).
     #[serde(default = "flink")]
     pub engine: String,
+    /// How the engine's job read and wrote Kafka, when the engine said: `Kafka connector`
+    /// or `local Kafka adapter` (Spark's, from its progress events); absent for Flink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_io: Option<String>,
     /// Free text from the operator (e.g. `"flink checkpoint 10s"`); names the report in
     /// comparisons.
     #[serde(default)]
@@ -457,6 +461,14 @@ impl ReportError {
 }
 
 impl Report {
+    /// The engine as a reader should see it: `flink`, or `spark (local Kafka adapter)`.
+    pub fn engine_name(&self) -> String {
+        match &self.kafka_io {
+            Some(io) => format!("{} ({io})", self.engine),
+            None => self.engine.clone(),
+        }
+    }
+
     /// Reads a report, rejecting a `schema_version` this build does not know (before
     /// looking at anything else, so a newer report fails with the version message rather
     /// than a confusing field error).
@@ -705,6 +717,7 @@ pub fn sample_for_docs() -> Report {
         id: "d-20260101-100000-7f3a".into(),
         scenario: "taskmanager".into(),
         engine: "flink".into(),
+        kafka_io: None,
         label: Some("flink checkpoint 10s".into()),
         started_at_ms: at(0),
         ended_at_ms: at(90),

@@ -416,6 +416,10 @@ impl Drill {
             id: report_id,
             scenario: scenario.as_str().to_string(),
             engine: self.sources.engine.as_str().to_string(),
+            kafka_io: job_after
+                .or(job_before)
+                .and_then(|j| j.kafka_io)
+                .map(str::to_string),
             label: self.request.label.clone(),
             started_at_ms: started_at,
             ended_at_ms: ended_at,
@@ -941,6 +945,7 @@ fn combine(id: &str, label: Option<String>, parts: Vec<Report>, at_least_once: b
         id: id.to_string(),
         scenario: Scenario::Comprehensive.as_str().to_string(),
         engine: first.engine.clone(),
+        kafka_io: first.kafka_io.clone(),
         label,
         started_at_ms: started,
         ended_at_ms: ended,

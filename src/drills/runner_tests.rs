@@ -195,6 +195,7 @@ impl Pipeline {
                     checkpoints: Default::default(),
                     last_checkpoint: None,
                     last_restore: None,
+                    kafka_io: None,
                 }),
                 restart_strategy: Some(RestartStrategy {
                     kind: "exponential-delay".into(),

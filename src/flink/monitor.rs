@@ -73,6 +73,10 @@ pub struct JobStatus {
     pub last_checkpoint: Option<CompletedCheckpoint>,
     /// Latest restore.
     pub last_restore: Option<RestoredCheckpoint>,
+    /// How the job reads and writes Kafka when the engine's own account says
+    /// (`spark::kafka_io`); `None` for Flink, whose SQL job always runs Flink's Kafka
+    /// connector.
+    pub kafka_io: Option<&'static str>,
 }
 
 impl JobStatus {
@@ -366,6 +370,7 @@ async fn poll(client: &rest::Client, job_name: &str) -> Result<FlinkStatus, rest
                     .as_ref()
                     .and_then(|c| c.latest.completed.clone()),
                 last_restore: checkpoints.and_then(|c| c.latest.restored),
+                kafka_io: None,
             })
         }
     };
@@ -402,6 +407,7 @@ mod tests {
                 external_path: None,
             }),
             last_restore: None,
+            kafka_io: None,
         }
     }
 

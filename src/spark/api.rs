@@ -100,6 +100,9 @@ pub struct Progress {
     pub input_rows: u64,
     pub input_rows_per_second: f64,
     pub processed_rows_per_second: f64,
+    /// Spark's description of the query's (first) source, e.g. `KafkaV2[Subscribe[orders]]`
+    /// for the official Kafka connector; empty when the event names none.
+    pub source: String,
 }
 
 impl Progress {
@@ -126,6 +129,13 @@ impl Progress {
             input_rows_per_second: Option<f64>,
             #[serde(default)]
             processed_rows_per_second: Option<f64>,
+            #[serde(default)]
+            sources: Vec<Source>,
+        }
+        #[derive(Deserialize)]
+        struct Source {
+            #[serde(default)]
+            description: String,
         }
         #[derive(Deserialize, Default)]
         #[serde(rename_all = "camelCase")]
@@ -146,6 +156,12 @@ impl Progress {
             // Spark writes NaN as a string, which lands here as absent: no rate yet.
             input_rows_per_second: raw.input_rows_per_second.unwrap_or(0.0),
             processed_rows_per_second: raw.processed_rows_per_second.unwrap_or(0.0),
+            source: raw
+                .sources
+                .into_iter()
+                .next()
+                .map(|s| s.description)
+                .unwrap_or_default(),
         })
     }
 }

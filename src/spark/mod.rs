@@ -15,6 +15,24 @@ use serde::Deserialize;
 
 use crate::config_value::HttpUrl;
 
+/// [`kafka_io`] of Spark's official connector (`spark-sql-kafka-0-10`).
+pub const KAFKA_CONNECTOR: &str = "Kafka connector";
+/// [`kafka_io`] of `sql/spark_kafka_adapter.py`, the local stack's Python data source.
+pub const LOCAL_ADAPTER: &str = "local Kafka adapter";
+
+/// How the job reads Kafka, as Spark's progress describes the query's source: the official
+/// connector's source is `KafkaV2[Subscribe[orders]]` (`KafkaSource[...]` in its v1 form),
+/// a Python data source's is its Python stream. `None` for any other source.
+pub fn kafka_io(source: &str) -> Option<&'static str> {
+    if source.starts_with("Kafka") {
+        Some(KAFKA_CONNECTOR)
+    } else if source.contains("Python") {
+        Some(LOCAL_ADAPTER)
+    } else {
+        None
+    }
+}
+
 /// `[spark]`: where the master, the driver and the query's progress events are.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,5 +63,28 @@ impl Default for Config {
             poll_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(2),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kafka_io_is_told_by_the_source_spark_describes() {
+        assert_eq!(
+            kafka_io("KafkaV2[Subscribe[orders]]"),
+            Some(KAFKA_CONNECTOR)
+        );
+        assert_eq!(
+            kafka_io("KafkaSource[Subscribe[orders]]"),
+            Some(KAFKA_CONNECTOR)
+        );
+        assert_eq!(
+            kafka_io("PythonMicroBatchStream(firedrill_kafka)"),
+            Some(LOCAL_ADAPTER)
+        );
+        assert_eq!(kafka_io("RateStreamV2[rowsPerSecond=1]"), None);
+        assert_eq!(kafka_io(""), None);
     }
 }

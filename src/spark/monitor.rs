@@ -59,6 +59,8 @@ pub struct Tracker {
     was_down: bool,
     /// Executors of the application: (active, lost), when the driver answered.
     executors: Option<(u32, u32)>,
+    /// How the application reads Kafka, once a progress event said ([`super::kafka_io`]).
+    kafka_io: Option<&'static str>,
 }
 
 impl Tracker {
@@ -101,6 +103,7 @@ impl Tracker {
                 continue;
             }
             self.batches += 1;
+            self.kafka_io = super::kafka_io(&event.source).or(self.kafka_io);
             let newer = self
                 .latest
                 .get(&event.name)
@@ -149,6 +152,7 @@ impl Tracker {
                 external_path: None,
             }),
             last_restore: None,
+            kafka_io: self.kafka_io,
         });
         status
     }
@@ -409,6 +413,7 @@ mod tests {
             input_rows: 10,
             input_rows_per_second: 10.0,
             processed_rows_per_second: 50.0,
+            source: "PythonMicroBatchStream".into(),
         }
     }
 

@@ -383,6 +383,7 @@ fn summary_rows(r: &Report) -> Vec<Vec<Cell>> {
     );
     let mut rows = kv(vec![
         ("Drill type", drill_type),
+        ("Engine", r.engine_name()),
         ("Label", r.label.clone().unwrap_or_else(na)),
         ("Started (UTC)", utc(r.started_at_ms)),
         ("Total duration", secs(Some(r.total_duration_s))),
