@@ -361,6 +361,7 @@ async fn duplicates_after_a_taskmanager_kill_match_an_independent_count() {
         },
     )
     .await;
+    engine_gauges_agree_with_flink(&daemon).await;
     // The job shows RUNNING before its tasks have slots again: wait for real progress.
     let processed_at_restart = processed(&daemon.scrape().await);
     eventually(
@@ -398,4 +399,58 @@ async fn duplicates_after_a_taskmanager_kill_match_an_independent_count() {
         "firedrill's duplicate count equals the independent count"
     );
     eprintln!("taskmanager kill: acked={total_acked} duplicates firedrill={firedrill_duplicates} independent={independent}");
+}
+
+/// The engine-neutral gauges say what Flink's REST API says: the job RUNNING, its
+/// numRestarts, the TaskManagers registered, completed checkpoints.
+async fn engine_gauges_agree_with_flink(daemon: &Daemon) {
+    let rest = |path: String| async move {
+        reqwest::get(format!("{}{path}", support::FLINK_REST))
+            .await
+            .ok()?
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+    };
+    eventually(
+        "firedrill_engine_* as Flink's REST API says",
+        Duration::from_secs(30),
+        || async {
+            let jobs = rest("/jobs/overview".into()).await?;
+            let job = jobs["jobs"]
+                .as_array()?
+                .iter()
+                .find(|j| j["name"] == "firedrill-orders" && j["state"] == "RUNNING")?;
+            let jid = job["jid"].as_str()?.to_string();
+            let restarts: f64 = rest(format!("/jobs/{jid}/metrics?get=numRestarts")).await?[0]
+                ["value"]
+                .as_str()?
+                .parse()
+                .ok()?;
+            let completed =
+                rest(format!("/jobs/{jid}/checkpoints")).await?["counts"]["completed"].as_f64()?;
+            let taskmanagers = rest("/taskmanagers".into()).await?["taskmanagers"]
+                .as_array()?
+                .len() as f64;
+            let s = daemon.scrape().await;
+            let gauge = |name| {
+                s.metric(name)
+                    .label("engine", "flink")
+                    .value()
+                    .unwrap_or(f64::NAN)
+            };
+            let seen = [
+                gauge("firedrill_engine_job_running"),
+                gauge("firedrill_engine_job_restarts"),
+                gauge("firedrill_engine_workers"),
+                gauge("firedrill_engine_checkpoints_completed"),
+            ];
+            // A checkpoint completes every 10 s: the monitor's poll (every 1 s) and this read
+            // may fall on either side of one.
+            (seen[..3] == [1.0, restarts, taskmanagers]
+                && (completed - 1.0..=completed + 1.0).contains(&seen[3]))
+            .then_some(())
+        },
+    )
+    .await;
 }

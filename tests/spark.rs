@@ -254,6 +254,15 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
         Some(1.0)
     );
     assert_eq!(m.metric("firedrill_spark_app_running").value(), Some(1.0));
+    // The engine-neutral gauges, in Spark's terms: the application RUNNING on both workers,
+    // as the master says (`running_app`), and the progress it committed.
+    let engine = |name| m.metric(name).label("engine", "spark").value();
+    assert_eq!(engine("firedrill_engine_job_running"), Some(1.0));
+    assert_eq!(engine("firedrill_engine_workers"), Some(2.0));
+    assert_eq!(
+        engine("firedrill_engine_checkpoints_completed"),
+        m.metric("firedrill_spark_batches").value()
+    );
     assert_eq!(
         m.metric("firedrill_spark_executors")
             .label("state", "active")
@@ -274,6 +283,18 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
             "{query}: firedrill says {age} s since the last batch, Spark's events {spark_age} s"
         );
     }
+    // The job's checkpoint age is its newest batch's, of either query.
+    let newest = ["processed_orders", "order_stats"]
+        .iter()
+        .filter_map(|q| last_progress(q))
+        .max()
+        .unwrap();
+    let spark_age = (chrono::Utc::now().timestamp_millis() - newest) as f64 / 1000.0;
+    let age = engine("firedrill_engine_checkpoint_age_seconds").unwrap();
+    assert!(
+        age <= spark_age + 0.5 && age >= spark_age - 3.0,
+        "checkpoint age {age} s, Spark's newest batch {spark_age} s ago"
+    );
     // Spark's lag, seen the way Flink's is: the adapter commits each batch to the group.
     eventually("the spark group's lag", Duration::from_secs(30), || async {
         let m = daemon.scrape().await;
@@ -285,11 +306,15 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
     })
     .await;
 
-    // Every dashboard expression of the Spark engine has data, as Prometheus scraped it.
+    // Every dashboard expression of the Spark engine, and of either engine, has data, as
+    // Prometheus scraped it.
     let spark: Vec<(String, String)> = support::dashboards::expressions(&repo())
         .into_iter()
         // An alerting rule returns data only while it fires.
-        .filter(|(place, expr)| expr.contains("firedrill_spark_") && !place.contains(": alert "))
+        .filter(|(place, expr)| {
+            (expr.contains("firedrill_spark_") || expr.contains("firedrill_engine_"))
+                && !place.contains(": alert ")
+        })
         .collect();
     assert!(spark.len() >= 9, "only {} Spark expressions", spark.len());
     for (place, expr) in &spark {
@@ -400,6 +425,8 @@ async fn an_executor_drill_agrees_with_the_output_and_the_driver() {
     let report = drill(&daemon, json!({"scenario": "executor"})).await;
     assert_common(&report);
     assert_eq!(report["engine"], "spark");
+    // The stack runs the job with KAFKA_IO=adapter, and Spark's progress names its source.
+    assert_eq!(report["kafka_io"], "local Kafka adapter");
     let times = kafka::output_times(&mut tail, Duration::from_secs(30));
     assert_output_evidence(&report, &times);
     // The same application carried on; the driver counts the executor it lost, and so does
