@@ -14,11 +14,18 @@ Environment:
                               adapter: sql/spark_kafka_adapter.py, the local stack's stand-in
                               (beside this file; it travels to the executors pickled), which
                               also commits each batch's end to the group
+  GROUP_COMMITS               who commits each finished batch's end offsets to the query's group,
+                              so that lag is visible from outside as Flink's is: `listener`
+                              (a progress listener in the driver, with confluent-kafka; the
+                              connector's default) or `source` (the adapter itself; its default)
   KAFKA_FETCH_MAX_WAIT_MS     how long the broker may hold an empty fetch (500; tansu: 20)
   STARTING_OFFSETS            a new query without committed group offsets starts at the
                               earliest or latest offset of `orders` (latest, Spark's default:
                               on a stack that ran Flink the topic holds its whole history)
   KAFKA_PRODUCER_IDEMPOTENCE  true | false (false: tansu's sqlite engine, see sql/orders.sql)
+  READY_FILE                  if set, the application id is written to this file once both queries
+                              have started reading (a new query's starting offsets are resolved
+                              then: orders produced before it are not read, with `latest`)
   PROGRESS_LOG                if set, every query progress event is appended to this file as one
                               JSON line (Spark's REST API does not serve streaming progress)
 
@@ -30,7 +37,9 @@ event time seen on any partition (Flink's follows the slowest partition), advanc
 batches; a window is appended once the watermark passes its end.
 """
 
+import json
 import os
+import sys
 
 from pyspark import cloudpickle
 from pyspark.sql import SparkSession
@@ -47,6 +56,8 @@ TRIGGER_INTERVAL = env("TRIGGER_INTERVAL", "1 second")
 KAFKA_IO = env("KAFKA_IO", "connector")
 STARTING_OFFSETS = env("STARTING_OFFSETS", "latest")
 PROGRESS_LOG = env("PROGRESS_LOG")
+READY_FILE = env("READY_FILE")
+GROUP_COMMITS = env("GROUP_COMMITS", {"connector": "listener", "adapter": "source"}[KAFKA_IO])
 
 FORMAT = {"connector": "kafka", "adapter": "firedrill_kafka"}[KAFKA_IO]
 ORDER_SCHEMA = ("order_id STRING, customer_id STRING, product STRING, quantity INT, "
@@ -82,11 +93,52 @@ class ProgressLog(StreamingQueryListener):
         pass
 
 
+class GroupCommits(StreamingQueryListener):
+    """GROUP_COMMITS=listener: each committed batch's end offsets, as Spark's progress gives them
+    ({topic: {partition: next offset}}, the connector's and the adapter's form), committed to
+    the query's consumer group. The official connector keeps its offsets in the checkpoint only;
+    this is what makes its lag visible to firedrill's lag monitor, as Flink's is."""
+
+    def __init__(self, groups):
+        import confluent_kafka  # only this way of committing needs it
+
+        self.ck = confluent_kafka
+        self.groups = groups  # query name -> group
+        self.consumers = {}
+
+    def onQueryStarted(self, event):
+        pass
+
+    def onQueryProgress(self, event):
+        group = self.groups.get(event.progress.name)
+        offsets = [self.ck.TopicPartition(topic, int(partition), int(offset))
+                   for source in event.progress.sources
+                   for topic, partitions in json.loads(source.endOffset or "{}").items()
+                   for partition, offset in partitions.items()]
+        if group is None or not offsets:
+            return
+        try:
+            if group not in self.consumers:
+                self.consumers[group] = self.ck.Consumer({
+                    "bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False})
+            self.consumers[group].commit(offsets=offsets, asynchronous=False)
+        except self.ck.KafkaException as error:
+            # Broker unreachable: the next batch's commit covers this one.
+            print(f"group commit of {group} skipped: {error}", file=sys.stderr)
+
+    def onQueryIdle(self, event):
+        pass
+
+    def onQueryTerminated(self, event):
+        pass
+
 def orders(spark, group):
     raw = (spark.readStream.format(FORMAT)
            .option("kafka.bootstrap.servers", BOOTSTRAP)
            .option("subscribe", ORDERS_TOPIC)
-           .option("kafka.group.id", group)
+           # The adapter starts at and commits to the group it is given; the listener commits
+           # for the connector (which would only name its consumers after it).
+           .options(**({"kafka.group.id": group} if GROUP_COMMITS == "source" else {}))
            # A new query with no committed group offsets: where to start.
            .option("startingOffsets", STARTING_OFFSETS)
            .option("kafka.fetch.max.wait.ms", env("KAFKA_FETCH_MAX_WAIT_MS", "500"))
@@ -127,6 +179,9 @@ def main():
         spark.dataSource.register(spark_kafka_adapter.KafkaDataSource)
     if PROGRESS_LOG:
         spark.streams.addListener(ProgressLog(PROGRESS_LOG))
+    if GROUP_COMMITS == "listener":
+        spark.streams.addListener(GroupCommits({
+            "processed_orders": GROUP, "order_stats": f"{GROUP}-stats"}))
 
     orders(spark, GROUP).createOrReplaceTempView("valid_orders")
     # try_cast: Spark 4 runs ANSI SQL, where an overflowing CAST fails the query; Flink's gives NULL.
@@ -167,7 +222,14 @@ def main():
     while (first.lastProgress is None and first.status["message"] != "Waiting for data to arrive"
            and not first.awaitTermination(0.5)):
         pass
-    to_kafka(stats, STATS_TOPIC, "order_stats")
+    second = to_kafka(stats, STATS_TOPIC, "order_stats")
+    if READY_FILE:
+        while (second.lastProgress is None and second.status["message"] != "Waiting for data to arrive"
+               and not second.awaitTermination(0.5)):
+            pass
+        with open(READY_FILE + ".partial", "w") as f:
+            f.write(spark.sparkContext.applicationId + "\n")
+        os.replace(READY_FILE + ".partial", READY_FILE)
     spark.streams.awaitAnyTermination()
 
 

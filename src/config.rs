@@ -98,8 +98,8 @@ impl Config {
             message: e.to_string().trim_end().to_string(),
         })?;
         apply_env(&mut table, env)?;
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
                 // An unknown top-level key has the empty path, which prints as ".".
                 let key = match e.path().to_string() {
                     root if root == "." => "config".to_string(),
@@ -107,6 +107,7 @@ impl Config {
                 };
                 Invalid::new(key, clean_message(&e.into_inner().to_string()))
             })?;
+        config.faults = config.faults.with_docker_network();
         config.validate()?;
         Ok(config)
     }

@@ -7,7 +7,16 @@
 //! (output gaps on Flink's clock, duplicates per order id). Containers, networks and volumes
 //! of the project are removed at the end, also when the test fails (a Drop guard).
 //!
-//! Without a Docker engine the test says so in one line and returns.
+//! The same file with compose/spark.yml runs the pipeline on Spark (stand-in image over the
+//! local stack's pyspark, the local Kafka adapter for Maven's connector, the group offsets
+//! committed by the job's listener as for the connector): a worker kill, a driver kill and a
+//! worker cut off the network, each report held to the master's and the driver's own lists
+//! and to the test's reading of the output. That test needs Spark installed, so `make test`
+//! runs it in its Spark step (`--ignored`).
+//!
+//! Without a Docker engine each test says so in one line and returns.
+
+mod support;
 
 use std::{
     collections::HashMap,
@@ -21,6 +30,11 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     ClientConfig, Message, Offset, TopicPartitionList,
 };
+use support::{
+    drill::{evidence, phase},
+    eventually,
+    kafka::OutputTime,
+};
 
 const TOKEN: &str = "firedrill-compose-test";
 
@@ -28,22 +42,91 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The compose files of the pipeline on Flink, with the stand-in images.
+const FLINK: &[&str] = &[
+    "compose/docker-compose.yml",
+    "compose/standin/docker-compose.yml",
+];
+/// On Spark, with the stand-in images.
+const SPARK: &[&str] = &[
+    "compose/docker-compose.yml",
+    "compose/spark.yml",
+    "compose/standin/docker-compose.yml",
+    "compose/standin/spark.yml",
+];
+
 /// The project's stack, torn down (containers, networks, volumes) when dropped.
 struct Stack {
     project: String,
     network: String,
+    files: &'static [&'static str],
     env: Vec<(String, String)>,
     ports: HashMap<&'static str, u16>,
 }
 
 impl Stack {
+    /// Builds the stand-in images (a no-op when nothing changed), brings `files` up under a
+    /// project, a network and host ports (`ports`, by variable) of its own, and waits for
+    /// firedrill to be ready. Returns the stack and how long `up` took, seconds.
+    async fn up(
+        files: &'static [&'static str],
+        ports: &[&'static str],
+        env: &[(&str, String)],
+        http: &reqwest::Client,
+    ) -> (Stack, f64) {
+        run(
+            Command::new(repo().join("compose/standin/build")).stdout(Stdio::null()),
+            "compose/standin/build",
+        );
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let project = format!("fdtest{}x{:x}", std::process::id(), nanos & 0xffff_ffff);
+        let network = format!("{project}-net");
+        let ports: HashMap<&'static str, u16> =
+            ports.iter().map(|name| (*name, free_port())).collect();
+        let mut all_env: Vec<(String, String)> = ports
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all_env.push(("FIREDRILL_NETWORK".into(), network.clone()));
+        all_env.push(("FIREDRILL_TOKEN".into(), TOKEN.into()));
+        all_env.push(("FIREDRILL_BIND".into(), "127.0.0.1".into()));
+        all_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let stack = Stack {
+            project,
+            network,
+            files,
+            env: all_env,
+            ports,
+        };
+        let up = Instant::now();
+        run(
+            stack.compose().args(["up", "-d", "--no-build"]),
+            "docker-compose up",
+        );
+        eventually("firedrill ready", Duration::from_secs(180), || async {
+            let ready = http
+                .get(stack.url("FIREDRILL_PORT", "/readyz"))
+                .send()
+                .await
+                .ok()?;
+            ready.status().is_success().then_some(())
+        })
+        .await;
+        let up_s = up.elapsed().as_secs_f64();
+        eprintln!("compose test: containers up and firedrill ready in {up_s:.0} s");
+        (stack, up_s)
+    }
+
     fn compose(&self) -> Command {
         let mut cmd = Command::new("docker-compose");
-        cmd.current_dir(repo())
-            .args(["-p", &self.project])
-            .args(["-f", "compose/docker-compose.yml"])
-            .args(["-f", "compose/standin/docker-compose.yml"])
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        cmd.current_dir(repo()).args(["-p", &self.project]);
+        for file in self.files {
+            cmd.args(["-f", file]);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null());
         cmd
     }
@@ -128,25 +211,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Polls `check` every 500 ms until it returns `Some`, or panics with `what` at the deadline.
-async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = Instant::now() + deadline;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < until,
-            "timed out after {deadline:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
@@ -270,15 +334,6 @@ async fn drill(
     .expect("the report")
 }
 
-fn phase(report: &serde_json::Value, name: &str) -> Option<i64> {
-    report["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .and_then(|p| p["at_ms"].as_i64())
-}
-
 /// One output record as this test reads it: order id, Flink's processed_at and event_time.
 struct Output {
     order_id: String,
@@ -398,6 +453,17 @@ impl Reader {
             .collect()
     }
 
+    /// The times of every record read, for [`evidence`].
+    fn times(&self) -> Vec<OutputTime> {
+        self.records
+            .iter()
+            .map(|r| OutputTime {
+                processed_at_ms: r.processed_at_ms,
+                event_time_ms: r.event_time_ms,
+            })
+            .collect()
+    }
+
     /// Records per order id of generator run `run_id`.
     fn counts(&self, run_id: &str) -> HashMap<&str, u64> {
         let prefix = format!("{run_id}-");
@@ -413,57 +479,15 @@ impl Reader {
     }
 }
 
-/// The report's downtime and time to recover, recomputed from this test's own records with
-/// the report's window and thresholds: gaps of at least `min_gap_s` in processed_at, and
-/// recovered once no record is later than `caught_up_latency_s` after its event time.
-/// Returns (downtime_s, time_to_recover_s, gaps).
-fn evidence(records: &[Output], report: &serde_json::Value) -> (f64, f64, Vec<(i64, i64)>) {
-    let out = &report["output"];
-    let from = out["from_ms"].as_i64().expect("output.from_ms");
-    let to = out["to_ms"].as_i64().expect("output.to_ms");
-    let min_gap = (out["min_gap_s"].as_f64().unwrap() * 1000.0) as i64;
-    let band = (out["caught_up_latency_s"].as_f64().unwrap() * 1000.0) as i64;
-    let mut sorted: Vec<&Output> = records.iter().collect();
-    sorted.sort_by_key(|r| r.processed_at_ms);
-    let mut gaps = Vec::new();
-    for pair in sorted.windows(2) {
-        let (a, b) = (pair[0].processed_at_ms, pair[1].processed_at_ms);
-        if b >= from && b < to && b - a >= min_gap {
-            gaps.push((a.max(from), b));
-        }
-    }
-    let window: Vec<&&Output> = sorted
-        .iter()
-        .filter(|r| r.processed_at_ms >= from && r.processed_at_ms < to)
-        .collect();
-    let late = |r: &Output| r.processed_at_ms - r.event_time_ms > band;
-    let caught_up = match window.iter().rposition(|r| late(r)) {
-        None => Some(from),
-        Some(i) => window.get(i + 1).map(|r| r.processed_at_ms),
-    }
-    .expect("the output caught up within the report's window");
-    let recovered = gaps.last().map_or(caught_up, |g| g.1.max(caught_up));
-    let downtime: i64 = gaps
-        .iter()
-        .map(|(a, b)| ((*b).min(recovered) - a).max(0))
-        .sum();
-    let injected = phase(report, "injected").unwrap();
-    (
-        downtime as f64 / 1000.0,
-        (recovered - injected) as f64 / 1000.0,
-        gaps,
-    )
-}
-
-/// What every drill must show, and its figures next to the evidence.
-fn check(
+/// What every drill must show on either engine: its phases, recovered, nothing lost, integrity,
+/// one consistent set of orders, and downtime and time to recover within 1 s of the test's
+/// own reading of the output. Returns those two figures as the output says them.
+fn check_output(
     name: &str,
     report: &serde_json::Value,
-    records: &[Output],
-    restarts: &[(i64, u64)],
-    restarting_at: Option<i64>,
+    reader: &Reader,
     acks_may_be_lost: bool,
-) -> String {
+) -> (f64, f64) {
     for p in [
         "injected",
         "revert_started",
@@ -494,9 +518,12 @@ fn check(
         bound += count("failed_at_door");
     }
     assert!(count("processed") <= bound, "{name}: {o}");
-    let acked_elsewhere =
-        count("processed").saturating_sub(count("acked") + count("in_flight_at_start"));
-    let (downtime, to_recover, gaps) = evidence(records, report);
+    let ev = evidence(&reader.times(), report);
+    let (downtime, gaps) = (ev.downtime_s, &ev.gaps);
+    let recovered = ev
+        .recovered_at
+        .unwrap_or_else(|| panic!("{name}: the output never caught up in the report's window"));
+    let to_recover = (recovered - phase(report, "injected").unwrap()) as f64 / 1000.0;
     let r_downtime = report["downtime_s"].as_f64().unwrap();
     let r_recover = report["recovery_time_s"].as_f64().unwrap();
     assert!(
@@ -509,6 +536,28 @@ fn check(
         "{name}: time to recover {r_recover} s vs {to_recover} s in processed_orders ({})",
         report["output"]
     );
+    (downtime, to_recover)
+}
+
+/// A Flink drill: [`check_output`], and its restarts and RESTARTING time as Flink's REST API
+/// says them.
+fn check(
+    name: &str,
+    report: &serde_json::Value,
+    reader: &Reader,
+    restarts: &[(i64, u64)],
+    restarting_at: Option<i64>,
+    acks_may_be_lost: bool,
+) -> String {
+    let (downtime, to_recover) = check_output(name, report, reader, acks_may_be_lost);
+    let (r_downtime, r_recover) = (
+        report["downtime_s"].as_f64().unwrap(),
+        report["recovery_time_s"].as_f64().unwrap(),
+    );
+    let o = &report["orders"];
+    let count = |k: &str| o[k].as_u64().unwrap();
+    let acked_elsewhere =
+        count("processed").saturating_sub(count("acked") + count("in_flight_at_start"));
     // The report counts Flink's restarts from its baseline to its drain; so does this, from
     // Flink's own counter sampled every 500 ms (the report's reading may be 1 s older).
     let (flink_restarts, rises) = restarts_between(
@@ -580,6 +629,13 @@ fn docker_engine() -> Result<(), String> {
     }
 }
 
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
 fn run(cmd: &mut Command, what: &str) {
     let status = cmd.status().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(status.success(), "{what} failed ({status})");
@@ -592,62 +648,20 @@ async fn compose_stack_drills_agree_with_flink_and_the_output() {
         return;
     }
     let started = Instant::now();
-    // Stand-in images of this checkout (a no-op when nothing changed).
-    run(
-        Command::new(repo().join("compose/standin/build")).stdout(Stdio::null()),
-        "compose/standin/build",
-    );
-
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let project = format!("fdtest{}x{:x}", std::process::id(), nanos & 0xffff_ffff);
-    let network = format!("{project}-net");
-    let mut ports = HashMap::new();
-    for name in [
-        "KAFKA_PORT",
-        "FLINK_UI_PORT",
-        "PROMETHEUS_PORT",
-        "ALERTMANAGER_PORT",
-        "FIREDRILL_PORT",
-    ] {
-        ports.insert(name, free_port());
-    }
-    let mut env: Vec<(String, String)> = ports
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    env.push(("FIREDRILL_NETWORK".into(), network.clone()));
-    env.push(("FIREDRILL_TOKEN".into(), TOKEN.into()));
-    env.push(("FIREDRILL_BIND".into(), "127.0.0.1".into()));
-    let stack = Stack {
-        project,
-        network,
-        env,
-        ports,
-    };
-
-    let up = Instant::now();
-    run(
-        stack.compose().args(["up", "-d", "--no-build"]),
-        "docker-compose up",
-    );
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    eventually("firedrill ready", Duration::from_secs(120), || async {
-        let ready = http
-            .get(stack.url("FIREDRILL_PORT", "/readyz"))
-            .send()
-            .await
-            .ok()?;
-        ready.status().is_success().then_some(())
-    })
+    let http = http();
+    let (stack, up_s) = Stack::up(
+        FLINK,
+        &[
+            "KAFKA_PORT",
+            "FLINK_UI_PORT",
+            "PROMETHEUS_PORT",
+            "ALERTMANAGER_PORT",
+            "FIREDRILL_PORT",
+        ],
+        &[],
+        &http,
+    )
     .await;
-    let up_s = up.elapsed().as_secs_f64();
-    eprintln!("compose test: containers up and firedrill ready in {up_s:.0} s");
 
     let generator = get_json(&http, &stack.url("FIREDRILL_PORT", "/generator"))
         .await
@@ -696,7 +710,7 @@ async fn compose_stack_drills_agree_with_flink_and_the_output() {
         let line = check(
             name,
             &report,
-            &reader.records,
+            &reader,
             &samples,
             restarting,
             acks_may_be_lost,
@@ -723,6 +737,233 @@ async fn compose_stack_drills_agree_with_flink_and_the_output() {
     eprintln!(
         "compose test: up in {up_s:.0} s, whole test {:.0} s\n{}",
         started.elapsed().as_secs_f64(),
+        lines.join("\n")
+    );
+    drop(stack);
+}
+
+/// The local stack's pyspark, which the stand-in Spark image runs (compose/standin/spark.yml).
+fn spark_venv() -> PathBuf {
+    let cache = std::env::var_os("LOCAL_STACK_CACHE").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/firedrill"),
+        PathBuf::from,
+    );
+    cache.join("spark-venv")
+}
+
+/// The id of the pipeline's application once the master lists it RUNNING on two alive
+/// workers.
+async fn spark_app(stack: &Stack, http: &reqwest::Client) -> String {
+    eventually(
+        "firedrill-orders RUNNING on 2 alive workers",
+        Duration::from_secs(180),
+        || async {
+            let m = get_json(http, &stack.url("SPARK_UI_PORT", "/json/")).await?;
+            let alive = m["workers"]
+                .as_array()?
+                .iter()
+                .filter(|w| w["state"] == "ALIVE")
+                .count();
+            let app = m["activeapps"]
+                .as_array()?
+                .iter()
+                .find(|a| a["name"] == "firedrill-orders" && a["state"] == "RUNNING")?;
+            (alive == 2).then(|| app["id"].as_str().map(str::to_owned))?
+        },
+    )
+    .await
+}
+
+/// Executors of `app` that its driver lists as no longer active.
+async fn lost_executors(stack: &Stack, http: &reqwest::Client, app: &str) -> u64 {
+    let url = stack.url(
+        "SPARK_DRIVER_UI_PORT",
+        &format!("/api/v1/applications/{app}/allexecutors"),
+    );
+    let executors = eventually(
+        "the driver's executor list",
+        Duration::from_secs(60),
+        || get_json(http, &url),
+    )
+    .await;
+    executors
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["id"] != "driver" && e["isActive"] == false)
+        .count() as u64
+}
+
+/// The offsets `group` has committed on `orders`, summed over partitions, as the broker says.
+fn committed(broker: &str, group: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some("orders"), Duration::from_secs(10))
+        .expect("orders metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition("orders", p.id());
+    }
+    consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets")
+        .elements()
+        .iter()
+        .filter_map(|e| e.offset().to_raw().filter(|o| *o >= 0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Spark installed (compose/local/stack install --engine spark): make test runs it in its Spark step"]
+async fn compose_spark_stack_drills_agree_with_spark_and_the_output() {
+    if let Err(why) = docker_engine() {
+        eprintln!("compose test skipped: no Docker engine runs here ({why})");
+        return;
+    }
+    let venv = spark_venv();
+    assert!(
+        venv.join(".installed").exists(),
+        "no Spark at {}: compose/local/stack install --engine spark",
+        venv.display()
+    );
+    let started = Instant::now();
+    let http = http();
+    let (stack, up_s) = Stack::up(
+        SPARK,
+        &[
+            "KAFKA_PORT",
+            "SPARK_UI_PORT",
+            "SPARK_DRIVER_UI_PORT",
+            "PROMETHEUS_PORT",
+            "ALERTMANAGER_PORT",
+            "FIREDRILL_PORT",
+        ],
+        &[("FIREDRILL_SPARK_VENV", venv.to_str().unwrap().to_string())],
+        &http,
+    )
+    .await;
+    let generator = get_json(&http, &stack.url("FIREDRILL_PORT", "/generator"))
+        .await
+        .unwrap();
+    let run_id = generator["run_id"].as_str().unwrap().to_string();
+    let mut reader = Reader::new(&stack.broker());
+
+    // The job's listener commits each batch's offsets to the group (as it does for the
+    // official connector, which commits none): the broker has them, and firedrill sees the lag.
+    let broker = stack.broker();
+    let first = eventually(
+        "spark-order-processor commits offsets",
+        Duration::from_secs(120),
+        || async { Some(committed(&broker, "spark-order-processor")).filter(|c| *c > 0) },
+    )
+    .await;
+    eventually(
+        "the group's commits follow the batches",
+        Duration::from_secs(60),
+        || async { (committed(&broker, "spark-order-processor") > first).then_some(()) },
+    )
+    .await;
+    let metrics = http
+        .get(stack.url("FIREDRILL_PORT", "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("firedrill_kafka_consumer_lag_messages{")
+                && l.contains("group=\"spark-order-processor\"")),
+        "firedrill exports the Spark group's lag"
+    );
+
+    let drills = [
+        (
+            "worker kill",
+            serde_json::json!({"scenario": "worker", "baseline": "10s", "fault_duration": "15s"}),
+        ),
+        (
+            "driver kill",
+            serde_json::json!({"scenario": "driver", "baseline": "10s", "fault_duration": "10s"}),
+        ),
+        // A worker cut off the network: its executor can reach neither the driver nor the
+        // broker, for less than Spark's timeouts, so it is not lost; its tasks wait.
+        (
+            "worker partition",
+            serde_json::json!({"scenario": "worker", "action": "disconnect", "baseline": "10s", "fault_duration": "20s"}),
+        ),
+    ];
+    let mut lines = Vec::new();
+    let mut duplicates = 0;
+    for (name, body) in drills {
+        let app = spark_app(&stack, &http).await;
+        let lost_before = lost_executors(&stack, &http, &app).await;
+        let report = drill(&stack, &http, body).await;
+        eprintln!(
+            "{name}: fault {} on {}",
+            report["fault"]["action"], report["fault"]["target"]
+        );
+        assert_eq!(report["engine"], "spark", "{name}");
+        assert_eq!(report["kafka_io"], "local Kafka adapter", "{name}");
+        reader.catch_up(Duration::from_secs(60));
+        let (downtime, to_recover) = check_output(name, &report, &reader, false);
+        let app_after = spark_app(&stack, &http).await;
+        let restarts = report["flink"]["restarts"].as_u64();
+        if name == "driver kill" {
+            // A new driver is a new application, as the master lists it and the report names.
+            assert_ne!(app, app_after, "{name}: a new application");
+            assert_eq!(report["flink"]["job_id_before"], app.as_str(), "{name}");
+            assert_eq!(
+                report["flink"]["job_id_after"],
+                app_after.as_str(),
+                "{name}"
+            );
+        } else {
+            // The same application: the report's restarts are the executors its driver lost.
+            assert_eq!(app, app_after, "{name}: the same application");
+            let lost = lost_executors(&stack, &http, &app).await - lost_before;
+            assert_eq!(
+                restarts,
+                Some(lost),
+                "{name}: restarts vs the driver's lost executors"
+            );
+        }
+        let line = format!(
+            "{name}: downtime {} s (processed_orders {downtime:.1} s), time to recover {} s \
+             (processed_orders {to_recover:.1} s), restarts {restarts:?}, application {app} -> \
+             {app_after}, acked {} processed {} duplicates {}, alerting {}",
+            report["downtime_s"],
+            report["recovery_time_s"],
+            report["orders"]["acked"],
+            report["orders"]["processed"],
+            report["orders"]["duplicates"],
+            report["alerting"]["verdict"],
+        );
+        eprintln!("{line}");
+        lines.push(line);
+        duplicates += report["orders"]["duplicates"].as_u64().unwrap();
+    }
+
+    // Spark's sink is at-least-once: every order the reports counted twice is there twice.
+    reader.catch_up(Duration::from_secs(60));
+    let counts = reader.counts(&run_id);
+    let seen_twice: u64 = counts.values().map(|n| n - 1).sum();
+    assert_eq!(
+        seen_twice, duplicates,
+        "duplicate records of run {run_id} in processed_orders vs the reports' sum"
+    );
+    eprintln!(
+        "compose spark test: up in {up_s:.0} s, whole test {:.0} s, {} orders, {seen_twice} \
+         duplicate records\n{}",
+        started.elapsed().as_secs_f64(),
+        counts.len(),
         lines.join("\n")
     );
     drop(stack);

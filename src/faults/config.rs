@@ -27,6 +27,9 @@ pub struct Config {
     /// The duration of a fault whose request names none; at most `max_duration`.
     #[serde(deserialize_with = "crate::config_value::duration::deserialize")]
     pub default_duration: Duration,
+    /// The network `disconnect` cuts for every docker target that names no `network` of its
+    /// own (compose sets it once for whichever engine runs).
+    pub docker_network: Option<String>,
     /// Targets by name (the `/faults/{name}` path segment). Setting any target replaces the
     /// default set (the local stack's kafka, jobmanager, taskmanager-1 and taskmanager-2).
     pub targets: BTreeMap<String, Target>,
@@ -96,6 +99,7 @@ impl Default for Config {
             ledger: PathBuf::from(".stack/firedrill/faults.json"),
             max_duration: Duration::from_secs(600),
             default_duration: Duration::from_secs(30),
+            docker_network: None,
             targets: [
                 local("kafka", Action::Stop, None),
                 local("jobmanager", Action::Kill, None),
@@ -165,6 +169,18 @@ pub enum Named<'a> {
 }
 
 impl Config {
+    /// Gives `docker_network` to every docker target without a `network` of its own.
+    pub fn with_docker_network(mut self) -> Config {
+        if let Some(network) = &self.docker_network {
+            for target in self.targets.values_mut() {
+                if let Target::Docker(t) = target {
+                    t.network.get_or_insert_with(|| network.clone());
+                }
+            }
+        }
+        self
+    }
+
     /// Checks values serde cannot: limits, backend settings, actions and group names. Keys in
     /// messages are full paths, e.g. `faults.targets.kafka.start: must not be empty`.
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -179,6 +195,9 @@ impl Config {
                     humantime::format_duration(self.max_duration)
                 ),
             ));
+        }
+        if self.docker_network.as_deref() == Some("") {
+            return Err(Invalid::new("faults.docker_network", "must not be empty"));
         }
         let mut group_backends: HashMap<&str, (BackendKind, &str)> = HashMap::new();
         for (name, target) in &self.targets {
@@ -338,7 +357,9 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let config = toml::from_str::<Config>(text)
+            .map_err(|e| e.to_string())?
+            .with_docker_network();
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
@@ -504,6 +525,40 @@ mod tests {
         assert_eq!(
             free_members(&members, &busy).unwrap_err(),
             "every member has a fault in effect (tm-1 has f-1, tm-2 has f-2, tm-3 has f-3)"
+        );
+    }
+
+    #[test]
+    fn docker_targets_without_a_network_take_docker_network() {
+        let text = |default: &str| {
+            format!(
+                r#"
+                {default}
+                [targets.kafka]
+                backend = "docker"
+                service = "kafka"
+                default_action = "disconnect"
+                [targets.driver]
+                backend = "docker"
+                service = "spark-driver"
+                network = "own"
+                default_action = "kill"
+                "#
+            )
+        };
+        let config = parse(&text("docker_network = \"pipeline\"")).unwrap();
+        let network = |name: &str| match &config.targets[name] {
+            Target::Docker(t) => t.network.clone(),
+            Target::Process(_) => None,
+        };
+        assert_eq!(network("kafka").as_deref(), Some("pipeline"));
+        assert_eq!(network("driver").as_deref(), Some("own"), "its own wins");
+        let err = parse(&text("")).unwrap_err();
+        assert!(err.contains("disconnect needs `network`"), "{err}");
+        let err = parse(&text("docker_network = \"\"")).unwrap_err();
+        assert!(
+            err.contains("faults.docker_network: must not be empty"),
+            "{err}"
         );
     }
 }

@@ -81,7 +81,9 @@ mod tests {
             Some(KAFKA_CONNECTOR)
         );
         assert_eq!(
-            kafka_io("PythonMicroBatchStream(firedrill_kafka)"),
+            kafka_io(
+                "org.apache.spark.sql.execution.datasources.v2.python.PythonMicroBatchStream@651e7f28"
+            ),
             Some(LOCAL_ADAPTER)
         );
         assert_eq!(kafka_io("RateStreamV2[rowsPerSecond=1]"), None);
