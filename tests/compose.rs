@@ -464,6 +464,24 @@ impl Reader {
             .collect()
     }
 
+    /// An independent count over processed_orders, read up to its end now: every order of
+    /// generator run `run_id` that the reports counted twice (`reported` in all) is there
+    /// twice.
+    fn assert_duplicates(&mut self, run_id: &str, reported: u64) {
+        self.catch_up(Duration::from_secs(60));
+        let counts = self.counts(run_id);
+        let seen_twice: u64 = counts.values().map(|n| n - 1).sum();
+        eprintln!(
+            "compose test: processed_orders holds {} orders of run {run_id}, {seen_twice} \
+             duplicate records; the reports counted {reported}",
+            counts.len()
+        );
+        assert_eq!(
+            seen_twice, reported,
+            "duplicate records of run {run_id} in processed_orders vs the reports' sum"
+        );
+    }
+
     /// Records per order id of generator run `run_id`.
     fn counts(&self, run_id: &str) -> HashMap<&str, u64> {
         let prefix = format!("{run_id}-");
@@ -720,20 +738,7 @@ async fn compose_stack_drills_agree_with_flink_and_the_output() {
         duplicates += report["orders"]["duplicates"].as_u64().unwrap();
     }
 
-    // An independent count over processed_orders: every order of this generator run that the
-    // reports counted twice is there twice.
-    reader.catch_up(Duration::from_secs(60));
-    let counts = reader.counts(&run_id);
-    let seen_twice: u64 = counts.values().map(|n| n - 1).sum();
-    eprintln!(
-        "compose test: processed_orders holds {} orders of run {run_id}, {seen_twice} duplicate \
-         records; the reports counted {duplicates}",
-        counts.len()
-    );
-    assert_eq!(
-        seen_twice, duplicates,
-        "duplicate records of run {run_id} in processed_orders vs the reports' sum"
-    );
+    reader.assert_duplicates(&run_id, duplicates);
     eprintln!(
         "compose test: up in {up_s:.0} s, whole test {:.0} s\n{}",
         started.elapsed().as_secs_f64(),
@@ -758,17 +763,9 @@ async fn spark_app(stack: &Stack, http: &reqwest::Client) -> String {
         "firedrill-orders RUNNING on 2 alive workers",
         Duration::from_secs(180),
         || async {
-            let m = get_json(http, &stack.url("SPARK_UI_PORT", "/json/")).await?;
-            let alive = m["workers"]
-                .as_array()?
-                .iter()
-                .filter(|w| w["state"] == "ALIVE")
-                .count();
-            let app = m["activeapps"]
-                .as_array()?
-                .iter()
-                .find(|a| a["name"] == "firedrill-orders" && a["state"] == "RUNNING")?;
-            (alive == 2).then(|| app["id"].as_str().map(str::to_owned))?
+            support::spark::running_app(
+                &get_json(http, &stack.url("SPARK_UI_PORT", "/json/")).await?,
+            )
         },
     )
     .await
@@ -951,19 +948,11 @@ async fn compose_spark_stack_drills_agree_with_spark_and_the_output() {
         duplicates += report["orders"]["duplicates"].as_u64().unwrap();
     }
 
-    // Spark's sink is at-least-once: every order the reports counted twice is there twice.
-    reader.catch_up(Duration::from_secs(60));
-    let counts = reader.counts(&run_id);
-    let seen_twice: u64 = counts.values().map(|n| n - 1).sum();
-    assert_eq!(
-        seen_twice, duplicates,
-        "duplicate records of run {run_id} in processed_orders vs the reports' sum"
-    );
+    // Spark's sink is at-least-once: a rerun batch writes its records again.
+    reader.assert_duplicates(&run_id, duplicates);
     eprintln!(
-        "compose spark test: up in {up_s:.0} s, whole test {:.0} s, {} orders, {seen_twice} \
-         duplicate records\n{}",
+        "compose spark test: up in {up_s:.0} s, whole test {:.0} s\n{}",
         started.elapsed().as_secs_f64(),
-        counts.len(),
         lines.join("\n")
     );
     drop(stack);

@@ -33,19 +33,7 @@ async fn running_app() -> String {
     eventually(
         "spark application firedrill-orders RUNNING on 2 alive workers",
         Duration::from_secs(120),
-        || async {
-            let m = master().await?;
-            let alive = m["workers"]
-                .as_array()?
-                .iter()
-                .filter(|w| w["state"] == "ALIVE")
-                .count();
-            let app = m["activeapps"]
-                .as_array()?
-                .iter()
-                .find(|a| a["name"] == "firedrill-orders" && a["state"] == "RUNNING")?;
-            (alive == 2).then(|| app["id"].as_str().map(str::to_owned))?
-        },
+        || async { support::spark::running_app(&master().await?) },
     )
     .await
 }

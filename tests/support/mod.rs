@@ -8,6 +8,7 @@ pub mod dashboards;
 pub mod drill;
 pub mod kafka;
 pub mod pipeline;
+pub mod spark;
 
 use std::{
     io::{BufRead, BufReader, Write},
