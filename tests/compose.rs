@@ -215,7 +215,7 @@ fn free_port() -> u16 {
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
-    http.get(url).send().await.ok()?.json().await.ok()
+    support::json(http.get(url)).await
 }
 
 /// The watched job's id, by Flink.

@@ -404,14 +404,8 @@ async fn duplicates_after_a_taskmanager_kill_match_an_independent_count() {
 /// The engine-neutral gauges say what Flink's REST API says: the job RUNNING, its
 /// numRestarts, the TaskManagers registered, completed checkpoints.
 async fn engine_gauges_agree_with_flink(daemon: &Daemon) {
-    let rest = |path: String| async move {
-        reqwest::get(format!("{}{path}", support::FLINK_REST))
-            .await
-            .ok()?
-            .json::<serde_json::Value>()
-            .await
-            .ok()
-    };
+    let http = reqwest::Client::new();
+    let rest = |path: String| support::json(http.get(format!("{}{path}", support::FLINK_REST)));
     eventually(
         "firedrill_engine_* as Flink's REST API says",
         Duration::from_secs(30),

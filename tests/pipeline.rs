@@ -14,14 +14,7 @@ async fn wait_for_running_job() {
         "flink job firedrill-orders RUNNING",
         Duration::from_secs(90),
         || async {
-            let jobs: serde_json::Value = http
-                .get(format!("{FLINK_REST}/jobs/overview"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let jobs = support::json(http.get(format!("{FLINK_REST}/jobs/overview"))).await?;
             jobs["jobs"]
                 .as_array()?
                 .iter()

@@ -20,12 +20,7 @@ const MASTER: &str = "http://127.0.0.1:8080";
 const NEEDS_SPARK: &str = "needs the Spark engine: compose/local/stack up --engine spark";
 
 async fn master() -> Option<Value> {
-    reqwest::get(format!("{MASTER}/json/"))
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()
+    support::json(reqwest::Client::new().get(format!("{MASTER}/json/"))).await
 }
 
 /// The id of the pipeline's application once it runs with both workers alive.
@@ -310,15 +305,12 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
             &format!("data for {place}: {expr}"),
             Duration::from_secs(30),
             || async {
-                let answer: Value = reqwest::Client::new()
-                    .get("http://127.0.0.1:9090/api/v1/query")
-                    .query(&[("query", expr.as_str())])
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
+                let answer = support::json(
+                    reqwest::Client::new()
+                        .get("http://127.0.0.1:9090/api/v1/query")
+                        .query(&[("query", expr.as_str())]),
+                )
+                .await?;
                 (!answer["data"]["result"].as_array()?.is_empty()).then_some(())
             },
         )

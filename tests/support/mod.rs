@@ -64,6 +64,12 @@ where
     }
 }
 
+/// The JSON answer of `request`; `None` when it cannot be sent or is not JSON (an upstream
+/// down or restarting, which the caller's `eventually` waits out).
+pub async fn json(request: reqwest::RequestBuilder) -> Option<serde_json::Value> {
+    request.send().await.ok()?.json().await.ok()
+}
+
 /// A firedrill daemon process, stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Daemon {
     pub addr: SocketAddr,
