@@ -459,6 +459,7 @@ impl Reader {
         self.records
             .iter()
             .map(|r| OutputTime {
+                order_id: r.order_id.clone(),
                 processed_at_ms: r.processed_at_ms,
                 event_time_ms: r.event_time_ms,
             })

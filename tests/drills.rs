@@ -8,7 +8,10 @@ mod support;
 use std::{process::Command, time::Duration};
 
 use support::{
-    drill::{assert_common, assert_output_evidence, config, drill, phase, post_drill, view},
+    drill::{
+        assert_baseline_throughput, assert_common, assert_output_evidence, config, drill, phase,
+        post_drill, run_id, view,
+    },
     eventually, kafka, require_stack, Daemon, FLINK_REST,
 };
 
@@ -100,15 +103,7 @@ async fn taskmanager_drill_agrees_with_flink_and_an_independent_count() {
     let mut tail = kafka::tail("processed_orders");
     let daemon = Daemon::start(&config(state.path(), ""));
     ready(&daemon).await;
-    let run_id = daemon
-        .get("/generator")
-        .await
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let run_id = run_id(&daemon).await;
     let job_id = running_job().await;
 
     // The same drill three times in a row: the gate makes each start from the same state.
@@ -159,6 +154,7 @@ async fn taskmanager_drill_agrees_with_flink_and_an_independent_count() {
         // The output, read by this test, agrees with the report's time figures.
         times.extend(kafka::output_times(&mut tail, Duration::from_secs(30)));
         let ev = assert_output_evidence(&report, &times);
+        assert_baseline_throughput(&report, &times, &run_id);
         downtimes.push(report["downtime_s"].as_f64().unwrap());
         recoveries.push(report["recovery_time_s"].as_f64().unwrap());
 
@@ -298,6 +294,8 @@ async fn kafka_drill_from_the_cli_counts_orders_failed_at_the_door() {
     assert_common(&report);
     let times = kafka::output_times(&mut tail, Duration::from_secs(30));
     let ev = assert_output_evidence(&report, &times);
+    // The broker's stop takes seconds to return; the baseline ends where it began.
+    assert_baseline_throughput(&report, &times, &run_id(&daemon).await);
     // The broker was down: output stopped while it was.
     assert!(
         ev.downtime_s > 0.0 && !ev.gaps.is_empty(),

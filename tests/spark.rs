@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{
-    drill::{assert_common, assert_output_evidence, config, drill, phase},
+    drill::{assert_common, assert_output_evidence, config, drill, phase, run_id},
     eventually, kafka, pipeline, repo, Daemon, BROKER,
 };
 
@@ -119,18 +119,6 @@ async fn processing(daemon: &Daemon) {
         },
     )
     .await;
-}
-
-async fn run_id(daemon: &Daemon) -> String {
-    daemon
-        .get("/generator")
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 /// The report's duplicates against an independent count of this run's ids in the output.

@@ -218,6 +218,10 @@ impl Drill {
             .request
             .fault_duration
             .unwrap_or(self.config.fault_duration);
+        // The baseline ends where the injection begins: a fault can take effect before its
+        // call returns (a broker's stop waits for its shutdown), and those seconds are the
+        // fault's, not the steady state's.
+        sampler.injected();
         let injected =
             self.sources
                 .faults
@@ -228,7 +232,6 @@ impl Drill {
                 .map_err(|e| (DrillState::Failed, format!("fault not injected: {e}")))?;
         let fault_ends = tokio::time::Instant::now() + fault_len;
         let injected_at = injected.injected_at_ms;
-        sampler.injected();
         let report_id = match part {
             Some((i, _)) => format!("{}-{}", self.id, i),
             None => self.id.clone(),

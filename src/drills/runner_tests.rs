@@ -42,6 +42,8 @@ struct Switch {
 struct Scripted {
     switch: Arc<Mutex<Switch>>,
     restart: Duration,
+    /// The inject returns this long after the target went down (a graceful stop).
+    inject_takes: Duration,
 }
 
 impl Backend for Scripted {
@@ -73,9 +75,12 @@ impl Backend for Scripted {
         _subject: &'a Subject,
     ) -> BoxFuture<'a, Result<(), backend::Error>> {
         Box::pin(async move {
-            let mut s = self.switch.lock().unwrap();
-            s.down = true;
-            s.injects += 1;
+            {
+                let mut s = self.switch.lock().unwrap();
+                s.down = true;
+                s.injects += 1;
+            }
+            tokio::time::sleep(self.inject_takes).await;
             Ok(())
         })
     }
@@ -109,6 +114,8 @@ struct Script {
     /// Once the target was killed the job is gone for good (a JobManager without HA):
     /// Flink answers with no job.
     job_lost: bool,
+    /// The fault's inject returns this long after the target went down.
+    inject_takes: Duration,
 }
 
 /// A pipeline at 10 orders/s: while the target is down (and `job_restart` after it is back)
@@ -236,6 +243,7 @@ fn rig(script: Script, revert_takes: Duration, resubmit: Vec<String>) -> Rig {
     let backend: Arc<dyn Backend> = Arc::new(Scripted {
         switch: switch.clone(),
         restart: revert_takes,
+        inject_takes: script.inject_takes,
     });
     let ledger = tempfile::tempdir().unwrap();
     let config = crate::faults::Config {
@@ -318,6 +326,7 @@ const NORMAL: Script = Script {
     job_restart: Duration::from_secs(4),
     silent: None,
     job_lost: false,
+    inject_takes: Duration::ZERO,
 };
 
 #[tokio::test(start_paused = true)]
@@ -365,6 +374,29 @@ async fn a_taskmanager_drill_measures_what_the_pipeline_did() {
     assert_eq!(gate.backoff_reset, Some(true));
     assert_eq!(report.baseline.orders_per_s, 10.0);
     assert_eq!(report.orders.lost, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_baseline_ends_where_the_injection_begins() {
+    // A broker's stop: the output stops at once, and the call returns 5 s later, when the
+    // shutdown is done.
+    let script = Script {
+        inject_takes: Duration::from_secs(5),
+        ..NORMAL
+    };
+    let rig = rig(script, Duration::from_secs(2), Vec::new());
+    let report = rig.drill.run().await.expect("a report");
+    rig.stop.cancel();
+    // 10 orders/s until the stop began; the 5 s it took count as the fault's.
+    assert_eq!(report.baseline.orders_per_s, 10.0);
+    assert_eq!(report.throughput.baseline_orders_per_s, 10.0);
+    let injected = report.phase(PhaseName::Injected).unwrap();
+    let degraded = report.phase(PhaseName::DegradationDetected).unwrap();
+    assert!(
+        degraded - injected <= 2_000,
+        "degradation seen {} ms after the injection",
+        degraded - injected
+    );
 }
 
 #[tokio::test(start_paused = true)]

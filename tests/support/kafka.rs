@@ -138,9 +138,11 @@ pub fn duplicates(counts: &std::collections::HashMap<String, u64>) -> u64 {
     counts.values().map(|n| n - 1).sum()
 }
 
-/// Flink's `processed_at` and the order's `event_time` of one output record, unix ms.
-#[derive(Debug, Clone, Copy)]
+/// One output record's order id, with the engine's `processed_at` and the order's
+/// `event_time`, unix ms.
+#[derive(Debug, Clone)]
 pub struct OutputTime {
+    pub order_id: String,
     pub processed_at_ms: i64,
     pub event_time_ms: i64,
 }
@@ -205,6 +207,7 @@ pub fn output_times(tail: &mut Tail, deadline: Duration) -> Vec<OutputTime> {
                     if let (Some(p), Some(e)) = (parse(&v["processed_at"]), parse(&v["event_time"]))
                     {
                         out.push(OutputTime {
+                            order_id: v["order_id"].as_str().unwrap_or_default().to_string(),
                             processed_at_ms: p,
                             event_time_ms: e,
                         });
