@@ -15,7 +15,7 @@ use std::{collections::BTreeSet, fmt::Write as _};
 use serde::Serialize;
 
 use super::figures::{
-    Direction::{self, HigherIsBetter, LowerIsBetter},
+    Direction::{self, HigherIsBetter, LowerIsBetter, LowerIsBetterFromZero},
     Figure, Unit, DOWNTIME, FIGURES, RECOVERY_TIME,
 };
 use super::render::format::{figure, md_escape, pct};
@@ -400,6 +400,20 @@ fn row(f: &Figure, a: Vec<f64>, b: Vec<f64>) -> Row {
 }
 
 fn judge(a: f64, b: f64, direction: Direction) -> (Better, Option<f64>, Option<String>) {
+    if direction == LowerIsBetterFromZero && a.min(b) < 0.0 {
+        let below = match (a < 0.0, b < 0.0) {
+            (true, true) => "both are",
+            (true, false) => "{a} is",
+            _ => "{b} is",
+        };
+        return (
+            Better::NotApplicable,
+            None,
+            Some(format!(
+                "{below} below 0: too early is not better, so not ranked"
+            )),
+        );
+    }
     // Values come from the same arithmetic on both sides; anything closer than this is noise
     // from float formatting, not a difference.
     let tolerance = 1e-9 * a.abs().max(b.abs()).max(1.0);
@@ -407,7 +421,7 @@ fn judge(a: f64, b: f64, direction: Direction) -> (Better, Option<f64>, Option<S
         return (Better::Tie, Some(0.0), None);
     }
     let a_wins = match direction {
-        LowerIsBetter => a < b,
+        LowerIsBetter | LowerIsBetterFromZero => a < b,
         HigherIsBetter => a > b,
     };
     let (better, winner, loser, loser_name) = if a_wins {
@@ -423,7 +437,7 @@ fn judge(a: f64, b: f64, direction: Direction) -> (Better, Option<f64>, Option<S
         );
     }
     let pct = match direction {
-        LowerIsBetter => (loser - winner) / loser.abs() * 100.0,
+        LowerIsBetter | LowerIsBetterFromZero => (loser - winner) / loser.abs() * 100.0,
         HigherIsBetter => (winner - loser) / loser.abs() * 100.0,
     };
     (better, Some(pct), None)
@@ -1086,6 +1100,33 @@ mod tests {
             rec.reasons[0],
             "spark structured streaming did not recover in 1 of 3 drills, the other side always did"
         );
+    }
+
+    #[test]
+    fn an_all_clear_before_recovery_is_shown_and_not_ranked() {
+        let a = sample_for_docs(); // all-clear 4 s after recovery
+        let mut b = sample_for_docs();
+        b.id = "d-early".into();
+        b.label = Some("spark".into());
+        for alert in &mut b.alerting.as_mut().unwrap().alerts {
+            alert.resolve_s = Some(-10.8);
+        }
+        let row = |c: &Comparison| get(c, "Time to all-clear").clone();
+        let r = row(&compare(&a, &b));
+        assert_eq!((r.a, r.b), (Some(4.0), Some(-10.8)));
+        assert_eq!((r.better, r.improvement_pct), (Better::NotApplicable, None));
+        assert_eq!(
+            r.note.as_deref(),
+            Some("spark is below 0: too early is not better, so not ranked")
+        );
+        assert_eq!(
+            row(&compare(&b, &b)).note.as_deref(),
+            Some("both are below 0: too early is not better, so not ranked")
+        );
+        // From zero up, sooner is better as for any time.
+        b.alerting.as_mut().unwrap().alerts[1].resolve_s = Some(2.0);
+        let r = row(&compare(&a, &b));
+        assert_eq!((r.better, r.improvement_pct), (Better::B, Some(50.0)));
     }
 
     #[test]

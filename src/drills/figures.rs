@@ -73,8 +73,12 @@ pub enum Direction {
     LowerIsBetter,
     /// More is better: throughput, a pass.
     HigherIsBetter,
+    /// Less is better down to zero; below zero the figure marks a fault, not a gain: an
+    /// all-clear before the pipeline recovered told on-call all was well while it was not.
+    /// A negative value is ranked against nothing.
+    LowerIsBetterFromZero,
 }
-use Direction::{HigherIsBetter, LowerIsBetter};
+use Direction::{HigherIsBetter, LowerIsBetter, LowerIsBetterFromZero};
 
 /// Stalled output between the injection and recovery (`Report::downtime_s`).
 pub const DOWNTIME: Figure = Figure {
@@ -192,7 +196,7 @@ pub const FIGURES: [Figure; 18] = [
         name: "all_clear_seconds",
         title: "Time to all-clear",
         unit: Unit::Seconds,
-        better: LowerIsBetter,
+        better: LowerIsBetterFromZero,
         value: all_clear,
         metric: false,
         compared: true,
