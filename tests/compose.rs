@@ -22,7 +22,7 @@ mod support;
 use std::{
     collections::HashMap,
     net::TcpListener,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -324,7 +324,7 @@ async fn drill(
     )
     .await;
     assert_eq!(view["state"], "done", "{view}");
-    get_json(
+    let report = get_json(
         http,
         &stack.url(
             "FIREDRILL_PORT",
@@ -332,7 +332,12 @@ async fn drill(
         ),
     )
     .await
-    .expect("the report")
+    .expect("the report");
+    // Kept past the project's teardown: a failed check can be read in the report afterwards.
+    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("compose-{id}.json"));
+    std::fs::write(&kept, report.to_string()).unwrap();
+    eprintln!("report kept at {}", kept.display());
+    report
 }
 
 /// One output record as this test reads it: order id, Flink's processed_at and event_time.

@@ -219,6 +219,7 @@ pub fn assert_baseline_throughput(
         .count();
     let evidence = seen as f64 / ((to - from) as f64 / 1000.0);
     let reported = report["baseline"]["orders_per_s"].as_f64().unwrap();
+    eprintln!("baseline {reported:.2} orders/s, {evidence:.2} in processed_orders");
     assert!(
         (reported - evidence).abs() <= evidence * 0.1,
         "baseline {reported:.1} orders/s vs {evidence:.1} in processed_orders ({seen} orders of \
