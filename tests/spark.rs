@@ -66,13 +66,19 @@ fn progress() -> Vec<Batch> {
         .collect()
 }
 
-/// Spark's own last progress event of `query`: its commit time in unix ms.
-fn last_progress(query: &str) -> Option<i64> {
-    progress()
-        .into_iter()
-        .rev()
-        .find(|b| b.query == query)
-        .map(|b| b.committed_ms)
+/// Whether `age_s`, a batch age that firedrill's monitor (polling once a second) exported and
+/// a scrape at `scraped_at` read, is the age of one of Spark's `commits` at a poll in the
+/// 1.5 s before the scrape: poll = commit + age, with no later commit known by that poll (an
+/// event reaches the progress file up to a second after its commit).
+fn age_matches(age_s: f64, commits: &[i64], scraped_at: i64) -> bool {
+    let age = (age_s * 1000.0).round() as i64;
+    commits.iter().any(|&c| {
+        let poll = c + age;
+        (scraped_at - 1_500..=scraped_at + 100).contains(&poll)
+            && !commits
+                .iter()
+                .any(|&later| later > c && later + 1_000 <= poll)
+    })
 }
 
 /// A daemon drilling Spark: config/spark.toml's engine, group, fault targets and output
@@ -196,16 +202,19 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
         Duration::from_secs(120),
         || async {
             let m = daemon.scrape().await;
+            let scraped_at = chrono::Utc::now().timestamp_millis();
             let both = ["processed_orders", "order_stats"].iter().all(|q| {
                 m.metric("firedrill_spark_last_batch_age_seconds")
                     .label("query", q)
                     .value()
                     .is_some()
             });
-            (both && m.metric("firedrill_spark_batches").value()? > first).then_some(m)
+            (both && m.metric("firedrill_spark_batches").value()? > first)
+                .then_some((m, scraped_at))
         },
     )
     .await;
+    let (m, scraped_at) = m;
     assert_eq!(
         m.metric("firedrill_upstream_up")
             .label("upstream", "spark")
@@ -240,31 +249,36 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
             .value(),
         Some(2.0)
     );
+    // The batch ages are of Spark's own commits, as a poll in the second before the scrape saw
+    // them (a batch committed after the scrape is no reason to disagree).
+    let commits = |queries: &[&str]| -> Vec<i64> {
+        progress()
+            .iter()
+            .filter(|b| queries.contains(&b.query.as_str()))
+            .map(|b| b.committed_ms)
+            .collect()
+    };
     for query in ["processed_orders", "order_stats"] {
         let age = m
             .metric("firedrill_spark_last_batch_age_seconds")
             .label("query", query)
             .value()
             .unwrap_or_else(|| panic!("no batch age of {query}"));
-        let committed = last_progress(query).expect("Spark's progress events");
-        let spark_age = (chrono::Utc::now().timestamp_millis() - committed) as f64 / 1000.0;
-        // The scrape came first and the monitor polls every second.
+        let commits = commits(&[query]);
         assert!(
-            age <= spark_age + 0.5 && age >= spark_age - 3.0,
-            "{query}: firedrill says {age} s since the last batch, Spark's events {spark_age} s"
+            age_matches(age, &commits, scraped_at),
+            "{query}: firedrill says {age} s since the last batch at {scraped_at}; Spark's last \
+             commits {:?}",
+            &commits[commits.len().saturating_sub(3)..]
         );
     }
     // The job's checkpoint age is its newest batch's, of either query.
-    let newest = ["processed_orders", "order_stats"]
-        .iter()
-        .filter_map(|q| last_progress(q))
-        .max()
-        .unwrap();
-    let spark_age = (chrono::Utc::now().timestamp_millis() - newest) as f64 / 1000.0;
     let age = engine("firedrill_engine_checkpoint_age_seconds").unwrap();
+    let both = commits(&["processed_orders", "order_stats"]);
     assert!(
-        age <= spark_age + 0.5 && age >= spark_age - 3.0,
-        "checkpoint age {age} s, Spark's newest batch {spark_age} s ago"
+        age_matches(age, &both, scraped_at),
+        "checkpoint age {age} s at {scraped_at}; Spark's last commits {:?}",
+        &both[both.len().saturating_sub(3)..]
     );
     // Spark's lag, seen the way Flink's is: the adapter commits each batch to the group.
     eventually("the spark group's lag", Duration::from_secs(30), || async {
