@@ -16,10 +16,13 @@
 //!   the baseline level (twice the baseline in-flight, at least two seconds of orders), for
 //!   three observations in a row; the phase is stamped at the first of the three.
 //!
-//! Throughput in these rules is measured over the last `rate_window` observations (one by
-//! default: the second since the previous one). An engine that writes in steps, as Spark's
-//! micro-batches every 2-3 s, needs a window spanning a few steps, or every pause between two
-//! batches reads as a stall; the timeline's samples keep the per-second rate.
+//! Throughput and in-flight orders in these rules are measured over the last `rate_window`
+//! observations (one by default: the second since the previous one): throughput as the rate
+//! over them, in-flight orders as the lowest of them. An engine that writes in steps, as
+//! Spark's micro-batches every 2-3 s, needs a window spanning a few steps: else every pause
+//! between two batches reads as a stall, and every batch interval's worth of orders waiting
+//! for the next batch as a backlog (its in-flight orders are a sawtooth, whose floor is the
+//! backlog). The timeline's samples keep the per-second rate and each second's in-flight.
 //!
 //! - the baseline: the observations before the injection (rate from the first to the last,
 //!   in-flight orders averaged); fixed at the injection.
@@ -105,6 +108,8 @@ pub struct Tracker {
     rate_window: usize,
     /// The last `rate_window` observations before the newest: (at_ms, processed).
     recent: std::collections::VecDeque<(i64, u64)>,
+    /// The in-flight orders of the last `rate_window` observations, the newest included.
+    recent_unseen: std::collections::VecDeque<u64>,
 }
 
 /// Below this fraction of the baseline rate the output counts as stalled.
@@ -131,6 +136,7 @@ impl Tracker {
             stalled_seen: false,
             rate_window: 1,
             recent: std::collections::VecDeque::new(),
+            recent_unseen: std::collections::VecDeque::new(),
         }
     }
 
@@ -234,6 +240,10 @@ impl Tracker {
             self.baseline_unseen.0 += obs.unseen as f64;
             self.baseline_unseen.1 += 1;
         }
+        self.recent_unseen.push_back(obs.unseen);
+        if self.recent_unseen.len() > self.rate_window {
+            self.recent_unseen.pop_front();
+        }
         let Some(prev) = self.prev.replace(obs.clone()) else {
             return;
         };
@@ -288,7 +298,13 @@ impl Tracker {
         }
         let after_revert = self.reverted_at.is_some_and(|r| obs.at_ms >= r);
         if after_revert && p.recovered_at.is_none() {
-            let unseen_ok = (obs.unseen as f64)
+            let floor = self
+                .recent_unseen
+                .iter()
+                .min()
+                .copied()
+                .unwrap_or(obs.unseen);
+            let unseen_ok = (floor as f64)
                 <= (self.baseline.unseen * 2.0).max(self.baseline.orders_per_s * 2.0);
             let healthy = obs.job_running && rate >= self.baseline.orders_per_s * 0.9 && unseen_ok;
             if healthy {
@@ -443,6 +459,43 @@ mod tests {
         // The timeline keeps what each second saw.
         assert_eq!(t.samples()[2].processed_per_s, 30.0);
         assert_eq!(t.samples()[3].processed_per_s, 0.0);
+    }
+
+    #[test]
+    fn in_flight_orders_in_steps_are_judged_by_their_floor_over_the_window() {
+        // After a revert at 10 s, 10 orders/s come out as 30 every third second; between two
+        // batches the orders wait: in flight 20, 30, then 0 when the batch is out. The
+        // baseline's mean in-flight is 2 and its rate 10/s, so more than 20 in flight is a
+        // backlog; the floor over three seconds, 0, is none.
+        let mut t = Tracker::measuring().with_rate_window(3);
+        for s in 0..=9 {
+            t.observe(obs(s, s as u64 * 10, 2, true));
+        }
+        t.injected();
+        t.reverted(10_000);
+        for s in 10..30 {
+            let waiting = [20, 30, 0][(s % 3) as usize];
+            t.observe(obs(s as i64, 90 + (s as u64 - 9) / 3 * 30, waiting, true));
+        }
+        // Second by second, every third observation's 30 in flight would break each streak
+        // of three, and it would never recover.
+        assert_eq!(t.phases().recovered_at, Some(12_000));
+        // A backlog that never drains is no sawtooth: its floor stays high.
+        let mut t = Tracker::measuring().with_rate_window(3);
+        for s in 0..=9 {
+            t.observe(obs(s, s as u64 * 10, 2, true));
+        }
+        t.injected();
+        t.reverted(10_000);
+        for s in 10..30 {
+            t.observe(obs(
+                s,
+                90 + (s as u64 - 9) * 10,
+                60 + [0, 10, 5][(s % 3) as usize],
+                true,
+            ));
+        }
+        assert_eq!(t.phases().recovered_at, None);
     }
 
     #[test]
