@@ -467,35 +467,31 @@ mod tests {
         // batches the orders wait: in flight 20, 30, then 0 when the batch is out. The
         // baseline's mean in-flight is 2 and its rate 10/s, so more than 20 in flight is a
         // backlog; the floor over three seconds, 0, is none.
-        let mut t = Tracker::measuring().with_rate_window(3);
-        for s in 0..=9 {
-            t.observe(obs(s, s as u64 * 10, 2, true));
-        }
-        t.injected();
-        t.reverted(10_000);
-        for s in 10..30 {
-            let waiting = [20, 30, 0][(s % 3) as usize];
-            t.observe(obs(s as i64, 90 + (s as u64 - 9) / 3 * 30, waiting, true));
-        }
+        // (Processed so far, in flight) at each second after the revert, to 29 s.
+        let recovered = |after: fn(u64) -> (u64, u64)| {
+            let mut t = Tracker::measuring().with_rate_window(3);
+            for s in 0..=9 {
+                t.observe(obs(s, s as u64 * 10, 2, true));
+            }
+            t.injected();
+            t.reverted(10_000);
+            for s in 10..30 {
+                let (processed, unseen) = after(s);
+                t.observe(obs(s as i64, processed, unseen, true));
+            }
+            t.phases().recovered_at
+        };
         // Second by second, every third observation's 30 in flight would break each streak
         // of three, and it would never recover.
-        assert_eq!(t.phases().recovered_at, Some(12_000));
+        assert_eq!(
+            recovered(|s| (90 + (s - 9) / 3 * 30, [20, 30, 0][(s % 3) as usize])),
+            Some(12_000)
+        );
         // A backlog that never drains is no sawtooth: its floor stays high.
-        let mut t = Tracker::measuring().with_rate_window(3);
-        for s in 0..=9 {
-            t.observe(obs(s, s as u64 * 10, 2, true));
-        }
-        t.injected();
-        t.reverted(10_000);
-        for s in 10..30 {
-            t.observe(obs(
-                s,
-                90 + (s as u64 - 9) * 10,
-                60 + [0, 10, 5][(s % 3) as usize],
-                true,
-            ));
-        }
-        assert_eq!(t.phases().recovered_at, None);
+        assert_eq!(
+            recovered(|s| (90 + (s - 9) * 10, 60 + [0, 10, 5][(s % 3) as usize])),
+            None
+        );
     }
 
     #[test]
