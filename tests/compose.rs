@@ -11,9 +11,8 @@
 //! local stack's pyspark, the local Kafka adapter for Maven's connector, the group offsets
 //! committed by the job's listener as for the connector): a worker kill, a driver kill and a
 //! worker cut off the network, each report held to the master's and the driver's own lists
-//! and to the test's reading of the output. That test needs Spark installed and is run by hand
-//! (`cargo test --test compose -- --ignored`, the local stack down): its driver drill missed
-//! the 2 min recovery timeout in 1 of 4 runs, so `make test` does not run it yet.
+//! and to the test's reading of the output. That test needs Spark installed, so `make test`
+//! runs it in its Spark step (`--ignored`, the local stack down).
 //!
 //! Without a Docker engine each test says so in one line and returns.
 
@@ -823,7 +822,7 @@ fn committed(broker: &str, group: &str) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs Spark installed (compose/local/stack install --engine spark); by hand until its driver drill recovers in time every run"]
+#[ignore = "needs Spark installed (compose/local/stack install --engine spark): make test runs it in its Spark step"]
 async fn compose_spark_stack_drills_agree_with_spark_and_the_output() {
     if let Err(why) = docker_engine() {
         eprintln!("compose test skipped: no Docker engine runs here ({why})");

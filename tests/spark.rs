@@ -197,7 +197,7 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
     )
     .await;
     // The order_stats query starts once processed_orders has run a batch.
-    let m = eventually(
+    let (m, scraped_at) = eventually(
         "more batches, of both queries",
         Duration::from_secs(120),
         || async {
@@ -214,7 +214,6 @@ async fn firedrill_monitors_spark_as_spark_reports_itself() {
         },
     )
     .await;
-    let (m, scraped_at) = m;
     assert_eq!(
         m.metric("firedrill_upstream_up")
             .label("upstream", "spark")
